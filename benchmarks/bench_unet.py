@@ -1,0 +1,121 @@
+"""Throughput of the ADM networks: forward passes and classifier-guided sampling steps.
+
+For each configuration (the official 64x64 ImageNet model and classifier with
+random weights, and a tiny model) and each precision (fp32; fp16 and bf16 on
+CUDA), it times the denoiser's forward pass and one guided DDPM step
+(denoiser forward + classifier forward/backward), with SDPA attention and with
+the explicit matmul-softmax form, all in one run, and prints images/s and the
+SDPA speed-up.
+
+    python benchmarks/bench_unet.py                 # both configurations, batch 4
+    python benchmarks/bench_unet.py --configs tiny --batch_size 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+
+from guided_diffusion import script_util as su
+from guided_diffusion.unet import set_attention_backend
+
+CONFIGS = {
+    # The 64x64 ImageNet checkpoints' flags from the ADM README.
+    "64x64": dict(
+        model=dict(image_size=64, num_channels=192, num_res_blocks=3, attention_resolutions="32,16,8",
+                   num_head_channels=64, class_cond=True, learn_sigma=True, resblock_updown=True,
+                   use_new_attention_order=True, use_scale_shift_norm=True, dropout=0.1,
+                   noise_schedule="cosine"),
+        classifier=dict(image_size=64, classifier_depth=4),
+    ),
+    "tiny": dict(
+        model=dict(image_size=32, num_channels=64, num_res_blocks=1, channel_mult="1,2,2",
+                   attention_resolutions="16,8", num_head_channels=32, class_cond=True, learn_sigma=True),
+        classifier=dict(image_size=32, classifier_width=64, classifier_depth=1, classifier_channel_mult="1,2,2",
+                        classifier_attention_resolutions="16,8"),
+    ),
+}
+
+
+def build(config: dict, device: torch.device):
+    flags = {**su.model_and_diffusion_defaults(), **config["model"], "timestep_respacing": "25"}
+    model, diffusion = su.create_model_and_diffusion(**flags)
+    classifier = su.create_classifier(**{**su.classifier_defaults(), **config["classifier"]})
+    return model.to(device).eval(), classifier.to(device).eval(), diffusion
+
+
+def cond_fn_for(classifier, scale: float = 1.0):
+    def cond_fn(x, t, y=None):
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            log_probs = torch.log_softmax(classifier(x_in, t), dim=-1)
+            return torch.autograd.grad(log_probs[torch.arange(len(y)), y].sum(), x_in)[0] * scale
+    return cond_fn
+
+
+def timed(fn, device: torch.device, repeats: int) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` runs after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def set_precision(model, classifier, precision: str) -> None:
+    for net in (model, classifier):
+        {"fp32": net.convert_to_fp32, "fp16": net.convert_to_fp16, "bf16": net.convert_to_bf16}[precision]()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", default="tiny,64x64")
+    parser.add_argument("--batch_size", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    precisions = ["fp32", "fp16", "bf16"] if device.type == "cuda" else ["fp32"]
+    print(f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.machine()})"
+          f" torch={torch.__version__} threads={torch.get_num_threads()} batch={args.batch_size}"
+          f" repeats={args.repeats}")
+    header = (f"{'config':<7} {'prec':<5} {'forward img/s sdpa':>19} {'math':>8} {'ratio':>6}"
+              f" {'guided img/s sdpa':>18} {'math':>8} {'ratio':>6}")
+    print(header)
+    print("-" * len(header))
+    torch.manual_seed(0)
+    for name in args.configs.split(","):
+        model, classifier, diffusion = build(CONFIGS[name], device)
+        size = CONFIGS[name]["model"]["image_size"]
+        x = torch.randn(args.batch_size, 3, size, size, device=device)
+        y = torch.randint(0, su.NUM_CLASSES, (args.batch_size,), device=device)
+        t = torch.full((args.batch_size,), 10, device=device, dtype=torch.long)
+        cond_fn = cond_fn_for(classifier)
+        for precision in precisions:
+            set_precision(model, classifier, precision)
+            row = {}
+            for backend in ("sdpa", "math"):
+                set_attention_backend(model, backend == "sdpa")
+                set_attention_backend(classifier, backend == "sdpa")
+                with torch.no_grad():
+                    fwd = timed(lambda: model(x, diffusion.timestep_map[10] * torch.ones_like(t), y=y), device,
+                                args.repeats)
+                    step = timed(lambda: diffusion.p_sample(model, x, t, cond_fn=cond_fn, model_kwargs={"y": y}),
+                                 device, args.repeats)
+                row[backend] = (args.batch_size / fwd, args.batch_size / step)
+            (f_s, g_s), (f_m, g_m) = row["sdpa"], row["math"]
+            print(f"{name:<7} {precision:<5} {f_s:>19.2f} {f_m:>8.2f} {f_s / f_m:>6.2f}"
+                  f" {g_s:>18.2f} {g_m:>8.2f} {g_s / g_m:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()

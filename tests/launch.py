@@ -1,0 +1,33 @@
+"""Running a Python snippet under ``mpiexec -n N`` from a test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mpiexec() -> str:
+    """The mpiexec of the ``mpich`` wheel beside this interpreter, else the one on PATH."""
+    beside = Path(sys.executable).parent / "mpiexec"
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if found is None:
+        raise RuntimeError("mpiexec not found: install the project's dependencies (pip install -e .[dev])")
+    return found
+
+
+def run_python(args: list[str], nproc: int = 1, cwd: Path | None = None, timeout: int = 300,
+               env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python ARGS`` (under mpiexec when nproc > 1); raises with the output on failure."""
+    cmd = [sys.executable, *args]
+    if nproc > 1:
+        cmd = [mpiexec(), "-n", str(nproc), *cmd]
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})}
+    proc = subprocess.run(cmd, cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -1,0 +1,99 @@
+import argparse
+import json
+
+import pytest
+import torch
+
+from guided_diffusion import script_util as su
+
+from golden import FIXTURES
+
+MANIFESTS = sorted(p.name for p in FIXTURES.glob("manifest_*.json"))
+
+
+def build_from_flags(kind: str, flags: dict) -> torch.nn.Module:
+    """Build what a manifest's flags describe, as the sampling scripts do, on the meta device."""
+    defaults = {"diffusion": su.model_and_diffusion_defaults, "classifier": su.classifier_defaults,
+                "superres": su.sr_model_and_diffusion_defaults}[kind]()
+    parser = argparse.ArgumentParser()
+    su.add_dict_to_argparser(parser, defaults)
+    args = parser.parse_args([f"--{k}={v}" for k, v in flags.items()])
+    with torch.device("meta"):
+        if kind == "diffusion":
+            return su.create_model_and_diffusion(**su.args_to_dict(args, defaults))[0]
+        if kind == "classifier":
+            return su.create_classifier(**su.args_to_dict(args, defaults))
+        return su.sr_create_model_and_diffusion(**su.args_to_dict(args, defaults))[0]
+
+
+def test_all_official_checkpoints_are_covered():
+    assert len(MANIFESTS) == 12
+
+
+@pytest.mark.parametrize("name", MANIFESTS)
+def test_official_state_dicts_reproduced(name):
+    manifest = json.loads((FIXTURES / name).read_text())
+    model = build_from_flags(manifest["kind"], manifest["flags"])
+    shapes = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+    expected = manifest["state_dict"]
+    expected = [[k, list(v)] for k, v in (expected.items() if isinstance(expected, dict) else expected)]
+    assert shapes == expected
+    assert sum(v.numel() for v in model.state_dict().values()) == manifest["num_params"]
+
+
+@pytest.mark.parametrize("name", MANIFESTS)
+def test_resolved_flags_are_our_defaults_plus_readme_flags(name):
+    manifest = json.loads((FIXTURES / name).read_text())
+    defaults = {"diffusion": su.model_and_diffusion_defaults, "classifier": su.classifier_defaults,
+                "superres": su.sr_model_and_diffusion_defaults}[manifest["kind"]]()
+    merged = {**defaults, **manifest["flags"]}
+    assert {k: merged[k] for k in manifest["resolved_flags"]} == manifest["resolved_flags"]
+    assert set(defaults) - set(manifest["resolved_flags"]) <= {"num_classes", "classifier_channel_mult"}
+
+
+def test_small_images_with_explicit_channel_mult():
+    flags = {**su.model_and_diffusion_defaults(), "image_size": 8, "num_channels": 32, "channel_mult": "1,2",
+             "attention_resolutions": "4", "class_cond": True, "num_classes": 10, "learn_sigma": True}
+    model, diffusion = su.create_model_and_diffusion(**flags)
+    x = torch.randn(2, 3, 8, 8)
+    assert model(x, torch.tensor([0, 999]), y=torch.tensor([1, 9])).shape == (2, 6, 8, 8)
+    assert model.label_emb.num_embeddings == 10
+    assert diffusion.num_timesteps == 1000
+    clf = su.create_classifier(**{**su.classifier_defaults(), "image_size": 8, "classifier_width": 32,
+                                  "classifier_channel_mult": "1,2", "classifier_attention_resolutions": "4",
+                                  "num_classes": 10, "classifier_depth": 1})
+    assert clf(x, torch.tensor([0, 1])).shape == (2, 10)
+
+
+def test_unknown_image_size_without_channel_mult_names_the_flag():
+    with pytest.raises(ValueError, match="channel_mult"):
+        su.create_model(32, 32, 1)
+
+
+def test_channel_mult_parsing():
+    assert su.parse_channel_mult("1,2,2", 32) == (1, 2, 2)
+    assert su.parse_channel_mult("0.5,1", 32) == (0.5, 1)
+    assert su.parse_channel_mult("", 256) == (1, 1, 2, 2, 4, 4)
+
+
+def test_argparser_bools_and_types():
+    parser = argparse.ArgumentParser()
+    su.add_dict_to_argparser(parser, {"flag": False, "n": 3, "s": "a", "none": None})
+    args = parser.parse_args(["--flag", "True", "--n", "5"])
+    assert args.flag is True and args.n == 5 and args.s == "a" and args.none is None
+    assert parser.parse_args(["--flag", "no"]).flag is False
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--flag", "maybe"])
+    assert su.args_to_dict(args, ["n", "s"]) == {"n": 5, "s": "a"}
+
+
+def test_diffusion_options_select_types():
+    from guided_diffusion import gaussian_diffusion as gd
+
+    d = su.create_gaussian_diffusion(steps=100, learn_sigma=True, use_kl=True, predict_xstart=True)
+    assert d.model_var_type == gd.ModelVarType.LEARNED_RANGE
+    assert d.loss_type == gd.LossType.RESCALED_KL and d.model_mean_type == gd.ModelMeanType.START_X
+    d = su.create_gaussian_diffusion(steps=100, sigma_small=True, rescale_learned_sigmas=True,
+                                     timestep_respacing="10")
+    assert d.model_var_type == gd.ModelVarType.FIXED_SMALL and d.loss_type == gd.LossType.RESCALED_MSE
+    assert d.num_timesteps == 10
