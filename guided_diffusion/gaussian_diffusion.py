@@ -28,6 +28,9 @@ def get_named_beta_schedule(schedule_name: str, num_diffusion_timesteps: int) ->
     """``linear`` (Ho et al., scaled to any T) or ``cosine`` (Nichol & Dhariwal, Eq. 17)."""
     if schedule_name == "linear":
         scale = 1000 / num_diffusion_timesteps
+        if scale * 0.02 >= 1:
+            raise ValueError(f"the linear schedule needs more than 20 steps (beta_T = {scale * 0.02:g} with "
+                             f"{num_diffusion_timesteps}); use more steps or the cosine schedule")
         return np.linspace(scale * 0.0001, scale * 0.02, num_diffusion_timesteps, dtype=np.float64)
     if schedule_name == "cosine":
         return betas_for_alpha_bar(

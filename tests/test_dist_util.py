@@ -13,9 +13,16 @@ dist_util.setup_dist()
 state = dist_util.load_state_dict(sys.argv[1], map_location="cpu")
 t = torch.tensor([float(dist_util.get_rank())])
 dist_util.sync_params([t])
-print(json.dumps({"rank": dist_util.get_rank(), "world": dist_util.get_world_size(),
-                  "sum": state["w"].sum().item(), "synced": t.item(), "device": str(dist_util.dev())}))
+row = {"rank": dist_util.get_rank(), "world": dist_util.get_world_size(),
+       "sum": state["w"].sum().item(), "synced": t.item(), "device": str(dist_util.dev())}
+with open(f"{sys.argv[2]}.{dist_util.get_rank()}", "w") as f:
+    json.dump(row, f)
 """
+
+
+def _rows(prefix):
+    return sorted((json.loads(p.read_text()) for p in prefix.parent.glob(prefix.name + ".*")),
+                  key=lambda r: r["rank"])
 
 
 def test_plain_python_is_world_size_one(tmp_path):
@@ -29,9 +36,8 @@ def test_plain_python_is_world_size_one(tmp_path):
 def _run(tmp_path, nproc):
     torch.save({"w": torch.arange(10.0)}, tmp_path / "m.pt")
     (tmp_path / "snippet.py").write_text(SNIPPET)
-    out = run_python([str(tmp_path / "snippet.py"), str(tmp_path / "m.pt")], nproc=nproc)
-    return sorted((json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")),
-                  key=lambda r: r["rank"])
+    run_python([str(tmp_path / "snippet.py"), str(tmp_path / "m.pt"), str(tmp_path / "row")], nproc=nproc)
+    return _rows(tmp_path / "row")
 
 
 def test_mpiexec_initialises_and_broadcasts(tmp_path):
@@ -47,17 +53,18 @@ def test_broadcast_of_large_payload_in_chunks(tmp_path):
         "dist_util._BROADCAST_CHUNK = 7\n"
         "dist_util.setup_dist()\n"
         "data = bytes(range(100)) if dist_util.get_rank() == 0 else None\n"
-        "print('OK' if dist_util._broadcast_bytes(data) == bytes(range(100)) else 'BAD')\n"
+        "ok = dist_util._broadcast_bytes(data) == bytes(range(100))\n"
+        "open(f'{sys.argv[1]}.{dist_util.get_rank()}', 'w').write(str(ok))\n"
     )
-    out = run_python([str(snippet)], nproc=2)
-    assert out.stdout.split() == ["OK", "OK"]
+    run_python([str(snippet), str(tmp_path / "ok")], nproc=2)
+    assert [(tmp_path / f"ok.{r}").read_text() for r in (0, 1)] == ["True", "True"]
 
 
 def test_torchrun_environment_initialises(tmp_path):
     torch.save({"w": torch.arange(10.0)}, tmp_path / "m.pt")
     (tmp_path / "snippet.py").write_text(SNIPPET)
-    out = run_python(["-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-                      str(tmp_path / "snippet.py"), str(tmp_path / "m.pt")])
-    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    run_python(["-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+                str(tmp_path / "snippet.py"), str(tmp_path / "m.pt"), str(tmp_path / "row")])
+    rows = _rows(tmp_path / "row")
     assert sorted(r["rank"] for r in rows) == [0, 1]
     assert all(r["world"] == 2 and r["sum"] == 45.0 and r["synced"] == 0.0 for r in rows)

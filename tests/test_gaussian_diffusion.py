@@ -6,6 +6,7 @@ import torch
 
 from guided_diffusion import gaussian_diffusion as gd
 from guided_diffusion import script_util
+from guided_diffusion.guidance import ClassifierGuidance
 
 from golden import build_golden_network, load_fixture, relative_error
 
@@ -20,14 +21,7 @@ def nets():
         for p in model.out.parameters():
             p.mul_(0.05)
     classifier = build_golden_network(load_fixture(GOLDEN["classifier_fixture"]))
-    scale = GOLDEN["classifier_scale"]
-
-    def cond_fn(x, t, y=None):
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            log_probs = torch.log_softmax(classifier(x, t), dim=-1)
-            selected = log_probs[torch.arange(len(y)), y].sum()
-            return torch.autograd.grad(selected, x)[0] * scale
+    cond_fn = ClassifierGuidance(classifier, GOLDEN["classifier_scale"])
 
     return model, cond_fn
 
@@ -53,6 +47,12 @@ def test_beta_schedules(name, steps):
 def test_unknown_schedule():
     with pytest.raises(NotImplementedError, match="quadratic"):
         gd.get_named_beta_schedule("quadratic", 10)
+
+
+def test_too_short_linear_schedule_is_rejected():
+    with pytest.raises(ValueError, match="more than 20 steps"):
+        gd.get_named_beta_schedule("linear", 20)
+    assert gd.get_named_beta_schedule("linear", 21)[-1] < 1
 
 
 def test_p_mean_variance(nets):

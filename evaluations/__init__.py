@@ -1,0 +1,1 @@
+"""Command-line evaluation tools: ``evaluator`` (IS, FID, sFID, precision, recall) and ``robustness``."""

@@ -1,0 +1,72 @@
+"""What the sampling scripts share: preparing networks, drawing batches on every
+rank, and writing the ``.npz`` the evaluator reads (``arr_0`` uint8 NHWC images,
+``arr_1`` labels).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from . import dist_util, logger
+from .checkpoints import load_checkpoint
+
+
+def prepare(net: nn.Module, path: str, use_fp16: bool = False, use_bf16: bool = False,
+            what: str = "checkpoint") -> nn.Module:
+    """Load ``path`` into ``net``, move it to this rank's device, set precision and eval mode."""
+    load_checkpoint(net, path, what)
+    net.to(dist_util.dev())
+    if use_fp16:
+        net.convert_to_fp16()
+    elif use_bf16:
+        net.convert_to_bf16()
+    return net.eval()
+
+
+def to_uint8_nhwc(sample: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] NCHW floats to [0, 255] NHWC uint8, rounding as the original scripts."""
+    return ((sample + 1) * 127.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def all_gather(tensor: torch.Tensor) -> list[np.ndarray]:
+    """``tensor`` from every rank, in rank order, as numpy arrays."""
+    if not dist_util.is_distributed():
+        return [tensor.cpu().numpy()]
+    parts = [torch.zeros_like(tensor) for _ in range(dist_util.get_world_size())]
+    dist.all_gather(parts, tensor)
+    return [p.cpu().numpy() for p in parts]
+
+
+def sample_images(sample_batch: Callable[[], tuple[torch.Tensor, torch.Tensor | None]],
+                  num_samples: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Call ``sample_batch() -> (images in [-1, 1], labels or None)`` on every rank
+    until ``num_samples`` images exist across ranks; all ranks get them all."""
+    images, labels = [], []
+    count = 0
+    while count < num_samples:
+        batch, batch_labels = sample_batch()
+        images.extend(all_gather(to_uint8_nhwc(batch)))
+        if batch_labels is not None:
+            labels.extend(all_gather(batch_labels))
+        count += len(batch) * dist_util.get_world_size()
+        logger.log(f"created {count} samples")
+    arr = np.concatenate(images)[:num_samples]
+    return arr, (np.concatenate(labels)[:num_samples] if labels else None)
+
+
+def save_samples(images: np.ndarray, labels: np.ndarray | None = None, out_dir: str | None = None) -> str | None:
+    """Rank 0 writes ``samples_NxHxWx3.npz`` into ``out_dir`` (the log dir); returns its path there."""
+    path = None
+    if dist_util.get_rank() == 0:
+        shape = "x".join(str(s) for s in images.shape)
+        path = os.path.join(out_dir or logger.get_dir(), f"samples_{shape}.npz")
+        logger.log(f"saving to {path}")
+        np.savez(path, images, *([] if labels is None else [labels]))
+    dist_util.barrier()
+    return path

@@ -1,0 +1,65 @@
+"""Sample with classifier guidance (Dhariwal & Nichol 2021): the reverse-process
+mean (DDPM) or the score (DDIM) is shifted by ``classifier_scale * grad log p(y | x_t)``
+from a noise-aware classifier. Classes are drawn uniformly at random.
+"""
+
+import argparse
+
+import torch
+
+from guided_diffusion import dist_util, logger
+from guided_diffusion.guidance import ClassifierGuidance
+from guided_diffusion.sampling import prepare, sample_images, save_samples
+from guided_diffusion.script_util import (
+    add_dict_to_argparser,
+    args_to_dict,
+    classifier_defaults,
+    create_classifier,
+    create_model_and_diffusion,
+    model_and_diffusion_defaults,
+)
+
+
+def main() -> None:
+    args = create_argparser().parse_args()
+    dist_util.setup_dist()
+    logger.configure()
+    torch.manual_seed(args.seed + dist_util.get_rank())
+
+    logger.log("creating model and diffusion...")
+    model, diffusion = create_model_and_diffusion(**args_to_dict(args, model_and_diffusion_defaults().keys()))
+    prepare(model, args.model_path, args.use_fp16, what="model checkpoint")
+    logger.log("loading classifier...")
+    classifier = create_classifier(**args_to_dict(args, classifier_defaults().keys()))
+    prepare(classifier, args.classifier_path, args.classifier_use_fp16, what="classifier checkpoint")
+    cond_fn = ClassifierGuidance(classifier, args.classifier_scale)
+
+    def model_fn(x, t, y=None):
+        return model(x, t, y if args.class_cond else None)
+
+    sample_fn = diffusion.ddim_sample_loop if args.use_ddim else diffusion.p_sample_loop
+    device = dist_util.dev()
+
+    def sample_batch():
+        y = torch.randint(0, args.num_classes, (args.batch_size,), device=device)
+        images = sample_fn(model_fn, (args.batch_size, 3, args.image_size, args.image_size),
+                           clip_denoised=args.clip_denoised, model_kwargs={"y": y}, cond_fn=cond_fn, device=device)
+        return images, y
+
+    logger.log("sampling...")
+    save_samples(*sample_images(sample_batch, args.num_samples))
+    logger.log("sampling complete")
+
+
+def create_argparser() -> argparse.ArgumentParser:
+    defaults = dict(clip_denoised=True, num_samples=10000, batch_size=16, use_ddim=False, model_path="",
+                    classifier_path="", classifier_scale=1.0, seed=0)
+    defaults.update(model_and_diffusion_defaults())
+    defaults.update(classifier_defaults())
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_dict_to_argparser(parser, defaults)
+    return parser
+
+
+if __name__ == "__main__":
+    main()

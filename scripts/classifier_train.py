@@ -1,0 +1,93 @@
+"""Train a noise-aware ImageNet-style classifier on noised images (for classifier guidance)."""
+
+import argparse
+
+from guided_diffusion import dist_util, logger
+from guided_diffusion.image_datasets import load_data
+from guided_diffusion.resample import create_named_schedule_sampler
+from guided_diffusion.script_util import (
+    add_dict_to_argparser,
+    args_to_dict,
+    classifier_and_diffusion_defaults,
+    create_classifier_and_diffusion,
+)
+from guided_diffusion.train_util import ClassifierTrainLoop
+
+
+def main() -> None:
+    args = create_argparser().parse_args()
+
+    dist_util.setup_dist()
+    logger.configure()
+
+    logger.log("creating model and diffusion...")
+    model, diffusion = create_classifier_and_diffusion(
+        **args_to_dict(args, classifier_and_diffusion_defaults().keys())
+    )
+    model.to(dist_util.dev())
+    schedule_sampler = create_named_schedule_sampler(args.schedule_sampler, diffusion)
+
+    logger.log("creating data loader...")
+    data = load_data(
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        class_cond=True,
+        random_crop=True,
+    )
+    val_data = None
+    if args.val_data_dir:
+        val_data = load_data(
+            data_dir=args.val_data_dir,
+            batch_size=args.batch_size,
+            image_size=args.image_size,
+            class_cond=True,
+        )
+
+    logger.log("training classifier model...")
+    ClassifierTrainLoop(
+        model=model,
+        diffusion=diffusion,
+        data=data,
+        val_data=val_data,
+        batch_size=args.batch_size,
+        microbatch=args.microbatch,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        anneal_lr=args.anneal_lr,
+        iterations=args.iterations,
+        noised=args.noised,
+        schedule_sampler=schedule_sampler,
+        resume_checkpoint=args.resume_checkpoint,
+        log_interval=args.log_interval,
+        eval_interval=args.eval_interval,
+        save_interval=args.save_interval,
+        use_fp16=args.classifier_use_fp16,
+    ).run_loop()
+
+
+def create_argparser() -> argparse.ArgumentParser:
+    defaults = {
+        "data_dir": "",
+        "val_data_dir": "",
+        "noised": True,
+        "iterations": 150000,
+        "lr": 3e-4,
+        "weight_decay": 0.0,
+        "anneal_lr": False,
+        "batch_size": 4,
+        "microbatch": -1,
+        "schedule_sampler": "uniform",
+        "resume_checkpoint": "",
+        "log_interval": 10,
+        "eval_interval": 5,
+        "save_interval": 10000,
+    }
+    defaults.update(classifier_and_diffusion_defaults())
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_dict_to_argparser(parser, defaults)
+    return parser
+
+
+if __name__ == "__main__":
+    main()

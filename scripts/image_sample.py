@@ -1,0 +1,53 @@
+"""Sample a diffusion model and save the images as ``samples_NxHxWx3.npz`` (``arr_0``
+uint8 NHWC; ``arr_1`` labels for class-conditional models), e.g. for FID evaluation.
+"""
+
+import argparse
+
+import torch
+
+from guided_diffusion import dist_util, logger
+from guided_diffusion.sampling import prepare, sample_images, save_samples
+from guided_diffusion.script_util import (
+    add_dict_to_argparser,
+    args_to_dict,
+    create_model_and_diffusion,
+    model_and_diffusion_defaults,
+)
+
+
+def main() -> None:
+    args = create_argparser().parse_args()
+    dist_util.setup_dist()
+    logger.configure()
+    torch.manual_seed(args.seed + dist_util.get_rank())
+
+    logger.log("creating model and diffusion...")
+    model, diffusion = create_model_and_diffusion(**args_to_dict(args, model_and_diffusion_defaults().keys()))
+    prepare(model, args.model_path, args.use_fp16, args.use_bf16, "model checkpoint")
+    sample_fn = diffusion.ddim_sample_loop if args.use_ddim else diffusion.p_sample_loop
+    device = dist_util.dev()
+
+    def sample_batch():
+        y = torch.randint(0, args.num_classes, (args.batch_size,), device=device) if args.class_cond else None
+        images = sample_fn(model, (args.batch_size, 3, args.image_size, args.image_size),
+                           clip_denoised=args.clip_denoised, model_kwargs={} if y is None else {"y": y},
+                           device=device)
+        return images, y
+
+    logger.log("sampling...")
+    save_samples(*sample_images(sample_batch, args.num_samples))
+    logger.log("sampling complete")
+
+
+def create_argparser() -> argparse.ArgumentParser:
+    defaults = dict(clip_denoised=True, num_samples=10000, batch_size=16, use_ddim=False, model_path="", seed=0,
+                    use_bf16=False)
+    defaults.update(model_and_diffusion_defaults())
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_dict_to_argparser(parser, defaults)
+    return parser
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""The evaluator CLI: npz streaming, sharded extraction, the five ADM result lines."""
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from evaluations import evaluator
+from guided_diffusion import feature_extractors as fe
+from guided_diffusion import metrics
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class PixelExtractor(fe.FeatureExtractor):
+    """Tiny deterministic extractor: features are scaled pixel values."""
+
+    def __init__(self):
+        super().__init__(nn.Identity(), "cpu")
+
+    def features(self, images):
+        x = images.double().flatten(1) / 255
+        return {"pool": x[:, :12], "spatial": x[:, 12:20], "softmax": torch.softmax(3 * x[:, :10], dim=1)}
+
+
+fe.register_extractor("pixels", lambda arg, device, weights: PixelExtractor())
+
+
+def random_images(n, size=4, seed=0):
+    return np.random.RandomState(seed).randint(0, 256, (n, size, size, 3)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_npz_images_streams_rows(tmp_path, save):
+    images = random_images(10)
+    save(tmp_path / "a.npz", arr_0=images, arr_1=np.arange(10))
+    reader = evaluator.NpzImages(tmp_path / "a.npz")
+    assert len(reader) == 10 and reader.shape == (10, 4, 4, 3)
+    batches = list(reader.batches(4))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate(batches), images)
+    np.testing.assert_array_equal(np.concatenate(list(reader.batches(2, 3, 8))), images[3:8])
+
+
+def test_npz_images_clear_errors(tmp_path):
+    np.savez(tmp_path / "nokey.npz", images=random_images(2))
+    with pytest.raises(ValueError, match="no array 'arr_0'.*images"):
+        evaluator.NpzImages(tmp_path / "nokey.npz")
+    np.savez(tmp_path / "float.npz", random_images(2).astype(np.float32))
+    with pytest.raises(ValueError, match="uint8.*float32"):
+        evaluator.NpzImages(tmp_path / "float.npz")
+    np.savez(tmp_path / "nchw.npz", random_images(2).transpose(0, 3, 1, 2).copy())
+    with pytest.raises(ValueError, match=r"\[N, H, W, 3\].*\(2, 3, 4, 4\)"):
+        evaluator.NpzImages(tmp_path / "nchw.npz")
+    with pytest.raises(FileNotFoundError):
+        evaluator.NpzImages(tmp_path / "missing.npz")
+
+
+def test_shard_bounds_partition_rows():
+    for n in (0, 1, 7, 10):
+        for world in (1, 2, 3, 4):
+            bounds = [evaluator.shard_bounds(n, r, world) for r in range(world)]
+            assert bounds[0][0] == 0 and bounds[-1][1] == n
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+            assert max(b - a for a, b in bounds) - min(b - a for a, b in bounds) <= 1
+
+
+def _dist_worker(rank, world, init_file, paths, out_dir):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        assert evaluator.init_distributed() == (rank, world)
+        for i, path in enumerate(paths):
+            result = evaluator.extract_npz(path, PixelExtractor(), batch_size=3)
+            if rank == 0:
+                np.savez(Path(out_dir) / f"{i}.npz", **result)
+            else:
+                assert result is None
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_extraction_equals_single_process(tmp_path):
+    paths = []
+    for i, n in enumerate((11, 1)):  # uneven shards; one rank with an empty shard
+        np.savez(tmp_path / f"in{i}.npz", random_images(n, seed=i))
+        paths.append(str(tmp_path / f"in{i}.npz"))
+    mp.spawn(_dist_worker, args=(2, str(tmp_path / "init"), paths, str(tmp_path)), nprocs=2, join=True)
+    for i, path in enumerate(paths):
+        single = evaluator.extract_npz(path, PixelExtractor(), batch_size=4)
+        with np.load(tmp_path / f"{i}.npz") as gathered:
+            assert sorted(gathered.files) == sorted(single)
+            for key in single:
+                np.testing.assert_array_equal(gathered[key], single[key])
+
+
+def test_cli_prints_five_lines_and_json(tmp_path, capsys):
+    ref, sample = random_images(40, seed=1), random_images(30, seed=2)
+    np.savez(tmp_path / "ref.npz", ref, np.arange(40) % 2)
+    np.savez(tmp_path / "sample.npz", sample, np.arange(30) % 2)
+    argv = [str(tmp_path / "ref.npz"), str(tmp_path / "sample.npz"), "--feature-extractor", "pixels",
+            "--batch-size", "7", "--json", str(tmp_path / "out.json"), "--extra", "--split-size", "10"]  # fmt: skip
+    result = evaluator.main(argv)
+    lines = capsys.readouterr().out.strip().splitlines()
+    names = ["Inception Score", "FID", "sFID", "Precision", "Recall", "Density", "Coverage", "Per-class recall"]
+    assert [line.split(":")[0] for line in lines[-8:]] == names
+
+    f_ref, f_sample = PixelExtractor().extract(ref), PixelExtractor().extract(sample)
+    expected = {
+        "inception_score": metrics.inception_score(f_sample["softmax"], 10),
+        "fid": metrics.frechet_distance(
+            *metrics.feature_statistics(f_sample["pool"]), *metrics.feature_statistics(f_ref["pool"])
+        ),
+        "sfid": metrics.frechet_distance(
+            *metrics.feature_statistics(f_sample["spatial"]), *metrics.feature_statistics(f_ref["spatial"])
+        ),
+    }
+    expected["precision"], expected["recall"] = metrics.precision_recall(f_ref["pool"], f_sample["pool"])
+    expected["density"], expected["coverage"] = metrics.density_coverage(f_ref["pool"], f_sample["pool"])
+    expected["per_class_recall"] = metrics.per_class_recall(
+        f_ref["pool"], np.arange(40) % 2, f_sample["pool"], np.arange(30) % 2
+    )
+    assert result == pytest.approx(expected, rel=1e-9)
+    assert expected["fid"] > 0 and expected["sfid"] > 0
+    for line, key in zip(lines[-8:], expected, strict=True):
+        assert float(line.split(":")[1]) == pytest.approx(expected[key], rel=1e-9)
+    written = json.loads((tmp_path / "out.json").read_text())
+    assert written["num_ref"] == 40 and written["num_samples"] == 30
+    assert {k: written[k] for k in expected} == pytest.approx(expected, rel=1e-12)
+
+
+def test_fid_statistics_uses_stored_inception_stats(tmp_path):
+    images = random_images(6)
+    stored = {"mu": np.ones(12), "sigma": np.eye(12), "mu_s": np.zeros(8), "sigma_s": 2 * np.eye(8)}
+    np.savez(tmp_path / "ref.npz", arr_0=images, **stored)
+    features = PixelExtractor().extract(images)
+    stats = evaluator.fid_statistics(tmp_path / "ref.npz", features, use_stored=True)
+    np.testing.assert_array_equal(stats["pool"][0], stored["mu"])
+    np.testing.assert_array_equal(stats["spatial"][1], stored["sigma_s"])
+    fitted = evaluator.fid_statistics(tmp_path / "ref.npz", features, use_stored=False)
+    np.testing.assert_allclose(fitted["pool"][0], features["pool"].mean(0))
+
+
+def test_cli_rejects_too_few_images(tmp_path):
+    np.savez(tmp_path / "ref.npz", random_images(10))
+    np.savez(tmp_path / "sample.npz", random_images(3))
+    with pytest.raises(ValueError, match="sample.npz: 3 images.*nhood_size=3"):
+        evaluator.main([str(tmp_path / "ref.npz"), str(tmp_path / "sample.npz"), "--feature-extractor", "pixels"])
+
+
+def test_script_end_to_end_with_classifier_extractor(tmp_path):
+    """``python evaluations/evaluator.py`` with one of our classifier checkpoints as extractor.
+
+    Needs guided_diffusion.script_util (create_classifier).
+    """
+    from test_feature_extractors import CLASSIFIER_FLAGS
+
+    from guided_diffusion import script_util
+
+    torch.manual_seed(0)
+    model = script_util.create_classifier(**{**script_util.classifier_defaults(), **CLASSIFIER_FLAGS})
+    torch.save(model.state_dict(), tmp_path / "clf.pt")
+    (tmp_path / "clf.json").write_text(json.dumps({"flags": CLASSIFIER_FLAGS}))
+    np.savez(tmp_path / "ref.npz", random_images(12, size=16, seed=3))
+    np.savez(tmp_path / "sample.npz", random_images(10, size=16, seed=4))
+    cmd = [sys.executable, "evaluations/evaluator.py", str(tmp_path / "ref.npz"), str(tmp_path / "sample.npz"),
+           "--feature-extractor", f"classifier:{tmp_path / 'clf.pt'}", "--device", "cpu"]  # fmt: skip
+    proc = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()[-5:]
+    assert [line.split(":")[0] for line in lines] == ["Inception Score", "FID", "sFID", "Precision", "Recall"]
+    values = [float(line.split(":")[1]) for line in lines]
+    assert np.isnan(values[2])  # a classifier has no spatial features
+    assert 1.0 <= values[0] <= 5.0 and values[1] > 0 and 0 <= values[3] <= 1 and 0 <= values[4] <= 1
+
+
+def test_script_reports_missing_inception_weights(tmp_path):
+    np.savez(tmp_path / "ref.npz", random_images(6))
+    cmd = [sys.executable, "evaluations/evaluator.py", str(tmp_path / "ref.npz"), str(tmp_path / "ref.npz"),
+           "--inception-weights", str(tmp_path / "absent.pth")]  # fmt: skip
+    proc = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "absent.pth does not exist" in proc.stderr
