@@ -20,90 +20,12 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from evaluations.evaluator import NpzImages, extract_npz, init_distributed
-from guided_diffusion.feature_extractors import (
-    ClassifierExtractor,
-    FeatureExtractor,
-    fetch_weights,
-    load_classifier,
-)
-
-PAPER_BANK = ("resnet34", "resnet50", "resnet152", "densenet169", "densenet201", "squeezenet1_0", "squeezenet1_1")
-TOP_K = 5
-
-
-class TorchvisionClassifier(FeatureExtractor):
-    """A torchvision ImageNet classifier with its weights' own preprocessing; ``logits`` only."""
-
-    def __init__(self, name: str, pretrained: bool = True, device: torch.device | None = None):
-        import torchvision
-
-        weights = torchvision.models.get_model_weights(name)["IMAGENET1K_V1"]
-        if pretrained:  # make sure the file is there, with a clear error offline
-            file_name = Path(weights.url).name
-            fetch_weights(file_name, weights.url, directory=Path(torch.hub.get_dir()) / "checkpoints")
-        model = torchvision.models.get_model(name, weights=weights if pretrained else None)
-        super().__init__(model, device)
-        self.transform = weights.transforms()
-
-    def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"logits": self.model(self.transform(images.permute(0, 3, 1, 2))).float()}
-
-
-class BankExtractor(FeatureExtractor):
-    """Runs every classifier of a bank on each batch; returns each one's top-5 class indices."""
-
-    def __init__(self, members: dict[str, FeatureExtractor]):  # no single model: no super().__init__
-        self.members = members
-        self.device = next(iter(members.values())).device
-
-    def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = {}
-        for name, member in self.members.items():
-            logits = member.features(images.to(member.device))["logits"]
-            out[name] = logits.topk(min(TOP_K, logits.shape[1]), dim=1).indices
-        return out
-
-
-def build_bank(entries: list[str], pretrained: bool = True, device: torch.device | None = None) -> BankExtractor:
-    """Bank from torchvision model names and paths of our classifier checkpoints."""
-    members: dict[str, FeatureExtractor] = {}
-    for entry in entries:
-        if Path(entry).suffix in (".pt", ".pth"):
-            members[entry] = ClassifierExtractor(*load_classifier(entry), device)
-        else:
-            members[entry] = TorchvisionClassifier(entry, pretrained, device)
-    return BankExtractor(members)
-
-
-def topk_accuracy(topk_indices: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Top-1 and Top-k accuracy (in percent) of ``[N, k]`` ranked predictions."""
-    hits = topk_indices == np.asarray(labels)[:, None]
-    return {"top1": 100.0 * float(hits[:, 0].mean()), f"top{TOP_K}": 100.0 * float(hits.any(axis=1).mean())}
-
-
-def robustness(predictions: dict[str, np.ndarray], labels: np.ndarray) -> dict:
-    """Per-classifier accuracies and their means; ``robustness`` is the mean Top-1."""
-    per_model = {name: topk_accuracy(top, labels) for name, top in predictions.items()}
-    mean = {k: float(np.mean([acc[k] for acc in per_model.values()])) for k in ("top1", f"top{TOP_K}")}
-    return {"per_classifier": per_model, "robustness": mean["top1"], f"robustness_top{TOP_K}": mean[f"top{TOP_K}"]}
-
-
-def read_labels(path: str, num_images: int) -> np.ndarray:
-    """``arr_1`` of a sample file, one integer label per image."""
-    with np.load(path) as npz:
-        if "arr_1" not in npz.files:
-            raise ValueError(f"{path}: no arr_1 (conditioning labels); robustness needs them")
-        labels = npz["arr_1"]
-    if labels.shape != (num_images,) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{path}: arr_1 must be {num_images} integer labels, got {labels.dtype} {labels.shape}")
-    return labels
+from guided_diffusion import dist_util
+from guided_diffusion.checkpoints import CheckpointError
+from guided_diffusion.evaluation import NpzImages, extract_npz
+from guided_diffusion.robustness import PAPER_BANK, TOP_K, build_bank, read_labels, robustness
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -116,13 +38,13 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--random-weights", action="store_true", help="torchvision models untrained (smoke tests)")
     args = p.parse_args(argv)
 
-    rank, _ = init_distributed()
+    dist_util.setup_dist()
     images = NpzImages(args.sample_batch)
     labels = read_labels(args.sample_batch, len(images))
     device = torch.device(args.device) if args.device else None
     bank = build_bank([e for e in args.bank.split(",") if e], not args.random_weights, device)
     predictions = extract_npz(args.sample_batch, bank, args.batch_size, "robustness")
-    if rank != 0:
+    if dist_util.get_rank() != 0:
         return None
     result = robustness(predictions, labels)
     for name, acc in result["per_classifier"].items():
@@ -138,6 +60,6 @@ def main(argv: list[str] | None = None) -> dict | None:
 if __name__ == "__main__":
     try:
         main()
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, CheckpointError) as exc:
         sys.exit(f"error: {exc}")
 

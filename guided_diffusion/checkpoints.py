@@ -104,7 +104,8 @@ def flag_hints(found: dict, expected: dict) -> list[str]:
     elif _attention_blocks(found) != _attention_blocks(expected):
         hints.append("--attention_resolutions differs")
     emb = "input_blocks.1.0.emb_layers.1.weight"
-    if emb in found and emb in expected and found[emb][0] != expected[emb][0]:
+    same_width = found.get(width) == expected.get(width)
+    if same_width and emb in found and emb in expected and found[emb][0] != expected[emb][0]:
         hints.append(f"--use_scale_shift_norm should be {found[emb][0] > expected[emb][0]}")
     if any(".op." in k for k in found) != any(".op." in k for k in expected):
         hints.append(f"--resblock_updown should be {not any('.op.' in k for k in found)}")

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoints import load_checkpoint
+
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + INCEPTION_WEIGHTS_FILE
@@ -258,7 +260,10 @@ def load_classifier(path: str | os.PathLike) -> tuple[nn.Module, int]:
     keys (``image_size``, ``classifier_width``, ...; also ``num_classes``,
     ``classifier_channel_mult`` where supported); missing keys take the
     defaults. The model runs in float32 (``classifier_use_fp16`` is ignored).
-    Returns the model and its image size.
+    The weights are loaded with :func:`guided_diffusion.checkpoints.load_checkpoint`
+    (``weights_only``; a :class:`~guided_diffusion.checkpoints.CheckpointError`
+    for a missing ``X.pt`` or one that does not fit the flags). Returns the
+    model and its image size.
     """
     import inspect
 
@@ -266,13 +271,13 @@ def load_classifier(path: str | os.PathLike) -> tuple[nn.Module, int]:
 
     path = Path(path)
     flags_path = path.with_suffix(".json")
-    if not path.is_file() or not flags_path.is_file():
+    if not flags_path.is_file():
         raise FileNotFoundError(f"need classifier checkpoint {path} and its flags file {flags_path}")
     flags = {**script_util.classifier_defaults(), **json.loads(flags_path.read_text())["flags"]}
     flags["classifier_use_fp16"] = False
     accepted = inspect.signature(script_util.create_classifier).parameters
     model = script_util.create_classifier(**{k: v for k, v in flags.items() if k in accepted})
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    load_checkpoint(model, str(path), "classifier checkpoint")
     return model, int(flags["image_size"])
 
 

@@ -243,6 +243,13 @@ class QKVAttention(nn.Module):
         return a.reshape(bs, -1, length)
 
 
+class QKVAttentionLegacy(QKVAttention):
+    """The per-head [q_h, k_h, v_h] channel layout, under the original class name."""
+
+    def __init__(self, n_heads: int):
+        super().__init__(n_heads, legacy_order=True)
+
+
 class AttentionBlock(nn.Module):
     """Self-attention over all spatial positions, with a residual connection."""
 
@@ -264,7 +271,7 @@ class AttentionBlock(nn.Module):
         self.use_checkpoint = use_checkpoint
         self.norm = normalization(channels)
         self.qkv = conv_nd(1, channels, channels * 3, 1)
-        self.attention = QKVAttention(self.num_heads, legacy_order=not use_new_attention_order)
+        self.attention = QKVAttention(self.num_heads) if use_new_attention_order else QKVAttentionLegacy(self.num_heads)
         self.proj_out = zero_module(conv_nd(1, channels, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -290,16 +297,12 @@ class AttentionPool2d(nn.Module):
         self.num_heads = embed_dim // num_heads_channels
         self.attention = QKVAttention(self.num_heads)
 
-    def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        """The attended mean token, (B, C, 1), before the output projection."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
         x = x.reshape(b, c, -1)
         x = torch.cat([x.mean(dim=-1, keepdim=True), x], dim=-1)
         x = x + self.positional_embedding[None].to(x.dtype)
-        return self.attention(self.qkv_proj(x))[:, :, :1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(self.pooled(x))[:, :, 0]
+        return self.c_proj(self.attention(self.qkv_proj(x)))[:, :, 0]
 
 
 def set_attention_backend(model: nn.Module, use_sdpa: bool) -> nn.Module:
@@ -577,15 +580,6 @@ class EncoderUNetModel(_UNetBase):
 
     def convert_to_fp32(self) -> None:
         self._convert(torch.float32, self.input_blocks, self.middle_block)
-
-    def features(self, x: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        """The representation the head reads: pooled activations before the last projection."""
-        h = self._torso(x, timesteps)
-        if self.pool.startswith("spatial"):
-            return h
-        if self.pool == "adaptive":
-            return self.out[:3](h).flatten(1)
-        return self.out[2].pooled(self.out[:2](h))[:, :, 0]
 
     def _torso(self, x: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         emb = self._embed(timesteps)

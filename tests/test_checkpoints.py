@@ -55,6 +55,7 @@ def test_mismatched_flags_name_keys_and_flag(tmp_path, saved, loaded, hint):
     message = str(err.value)
     assert hint in message
     assert "keys" in message or "shape" in message
+    assert message.count("should be") + message.count("differ") == 1, message  # no spurious hints
 
 
 def test_classifier_mismatch(tmp_path):

@@ -2,6 +2,8 @@
 
 import itertools
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +16,11 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from evaluations import evaluator
+from guided_diffusion import dist_util, evaluation, metrics
 from guided_diffusion import feature_extractors as fe
-from guided_diffusion import metrics
 
 REPO = Path(__file__).resolve().parents[1]
+SCRIPT_ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's guided_diffusion
 
 
 class PixelExtractor(fe.FeatureExtractor):
@@ -42,7 +45,7 @@ def random_images(n, size=4, seed=0):
 def test_npz_images_streams_rows(tmp_path, save):
     images = random_images(10)
     save(tmp_path / "a.npz", arr_0=images, arr_1=np.arange(10))
-    reader = evaluator.NpzImages(tmp_path / "a.npz")
+    reader = evaluation.NpzImages(tmp_path / "a.npz")
     assert len(reader) == 10 and reader.shape == (10, 4, 4, 3)
     batches = list(reader.batches(4))
     assert [len(b) for b in batches] == [4, 4, 2]
@@ -53,32 +56,34 @@ def test_npz_images_streams_rows(tmp_path, save):
 def test_npz_images_clear_errors(tmp_path):
     np.savez(tmp_path / "nokey.npz", images=random_images(2))
     with pytest.raises(ValueError, match="no array 'arr_0'.*images"):
-        evaluator.NpzImages(tmp_path / "nokey.npz")
+        evaluation.NpzImages(tmp_path / "nokey.npz")
     np.savez(tmp_path / "float.npz", random_images(2).astype(np.float32))
     with pytest.raises(ValueError, match="uint8.*float32"):
-        evaluator.NpzImages(tmp_path / "float.npz")
+        evaluation.NpzImages(tmp_path / "float.npz")
     np.savez(tmp_path / "nchw.npz", random_images(2).transpose(0, 3, 1, 2).copy())
     with pytest.raises(ValueError, match=r"\[N, H, W, 3\].*\(2, 3, 4, 4\)"):
-        evaluator.NpzImages(tmp_path / "nchw.npz")
+        evaluation.NpzImages(tmp_path / "nchw.npz")
     with pytest.raises(FileNotFoundError):
-        evaluator.NpzImages(tmp_path / "missing.npz")
+        evaluation.NpzImages(tmp_path / "missing.npz")
 
 
 def test_shard_bounds_partition_rows():
     for n in (0, 1, 7, 10):
         for world in (1, 2, 3, 4):
-            bounds = [evaluator.shard_bounds(n, r, world) for r in range(world)]
+            bounds = [evaluation.shard_bounds(n, r, world) for r in range(world)]
             assert bounds[0][0] == 0 and bounds[-1][1] == n
             assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
             assert max(b - a for a, b in bounds) - min(b - a for a, b in bounds) <= 1
 
 
-def _dist_worker(rank, world, init_file, paths, out_dir):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+def _dist_worker(rank, world, port, paths, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))  # as torchrun sets them  # fmt: skip
+    dist_util.setup_dist()
     try:
-        assert evaluator.init_distributed() == (rank, world)
+        assert (dist_util.get_rank(), dist_util.get_world_size()) == (rank, world)
         for i, path in enumerate(paths):
-            result = evaluator.extract_npz(path, PixelExtractor(), batch_size=3)
+            result = evaluation.extract_npz(path, PixelExtractor(), batch_size=3)
             if rank == 0:
                 np.savez(Path(out_dir) / f"{i}.npz", **result)
             else:
@@ -92,9 +97,12 @@ def test_distributed_extraction_equals_single_process(tmp_path):
     for i, n in enumerate((11, 1)):  # uneven shards; one rank with an empty shard
         np.savez(tmp_path / f"in{i}.npz", random_images(n, seed=i))
         paths.append(str(tmp_path / f"in{i}.npz"))
-    mp.spawn(_dist_worker, args=(2, str(tmp_path / "init"), paths, str(tmp_path)), nprocs=2, join=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_dist_worker, args=(2, port, paths, str(tmp_path)), nprocs=2, join=True)
     for i, path in enumerate(paths):
-        single = evaluator.extract_npz(path, PixelExtractor(), batch_size=4)
+        single = evaluation.extract_npz(path, PixelExtractor(), batch_size=4)
         with np.load(tmp_path / f"{i}.npz") as gathered:
             assert sorted(gathered.files) == sorted(single)
             for key in single:
@@ -141,10 +149,10 @@ def test_fid_statistics_uses_stored_inception_stats(tmp_path):
     stored = {"mu": np.ones(12), "sigma": np.eye(12), "mu_s": np.zeros(8), "sigma_s": 2 * np.eye(8)}
     np.savez(tmp_path / "ref.npz", arr_0=images, **stored)
     features = PixelExtractor().extract(images)
-    stats = evaluator.fid_statistics(tmp_path / "ref.npz", features, use_stored=True)
+    stats = evaluation.fid_statistics(tmp_path / "ref.npz", features, use_stored=True)
     np.testing.assert_array_equal(stats["pool"][0], stored["mu"])
     np.testing.assert_array_equal(stats["spatial"][1], stored["sigma_s"])
-    fitted = evaluator.fid_statistics(tmp_path / "ref.npz", features, use_stored=False)
+    fitted = evaluation.fid_statistics(tmp_path / "ref.npz", features, use_stored=False)
     np.testing.assert_allclose(fitted["pool"][0], features["pool"].mean(0))
 
 
@@ -172,7 +180,7 @@ def test_script_end_to_end_with_classifier_extractor(tmp_path):
     np.savez(tmp_path / "sample.npz", random_images(10, size=16, seed=4))
     cmd = [sys.executable, "evaluations/evaluator.py", str(tmp_path / "ref.npz"), str(tmp_path / "sample.npz"),
            "--feature-extractor", f"classifier:{tmp_path / 'clf.pt'}", "--device", "cpu"]  # fmt: skip
-    proc = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, check=False, cwd=REPO, env=SCRIPT_ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()[-5:]
     assert [line.split(":")[0] for line in lines] == ["Inception Score", "FID", "sFID", "Precision", "Recall"]
@@ -185,5 +193,5 @@ def test_script_reports_missing_inception_weights(tmp_path):
     np.savez(tmp_path / "ref.npz", random_images(6))
     cmd = [sys.executable, "evaluations/evaluator.py", str(tmp_path / "ref.npz"), str(tmp_path / "ref.npz"),
            "--inception-weights", str(tmp_path / "absent.pth")]  # fmt: skip
-    proc = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, check=False, cwd=REPO, env=SCRIPT_ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "absent.pth does not exist" in proc.stderr

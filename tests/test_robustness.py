@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from evaluations import robustness
+from evaluations import robustness as robustness_script
 from guided_diffusion import feature_extractors as fe
+from guided_diffusion import robustness
 
 
 def test_topk_accuracy_arithmetic():
@@ -94,8 +95,8 @@ def test_paper_bank_names_are_torchvision_models():
 def test_cli_with_random_weights_and_json(tmp_path, capsys):
     images = np.random.RandomState(1).randint(0, 256, (6, 16, 16, 3)).astype(np.uint8)
     np.savez(tmp_path / "s.npz", images, np.array([1, 2, 3, 4, 5, 6]))
-    result = robustness.main([str(tmp_path / "s.npz"), "--bank", "squeezenet1_1", "--random-weights",
-                              "--device", "cpu", "--json", str(tmp_path / "r.json")])  # fmt: skip
+    result = robustness_script.main([str(tmp_path / "s.npz"), "--bank", "squeezenet1_1", "--random-weights",
+                                     "--device", "cpu", "--json", str(tmp_path / "r.json")])  # fmt: skip
     out = capsys.readouterr().out
     assert "squeezenet1_1: Top-1" in out and "Robustness (mean Top-1):" in out
     written = json.loads((tmp_path / "r.json").read_text())
@@ -106,10 +107,10 @@ def test_cli_with_random_weights_and_json(tmp_path, capsys):
 def test_cli_requires_labels(tmp_path):
     np.savez(tmp_path / "s.npz", np.zeros((2, 8, 8, 3), dtype=np.uint8))
     with pytest.raises(ValueError, match="no arr_1"):
-        robustness.main([str(tmp_path / "s.npz"), "--bank", "squeezenet1_1", "--random-weights"])
+        robustness_script.main([str(tmp_path / "s.npz"), "--bank", "squeezenet1_1", "--random-weights"])
     np.savez(tmp_path / "s.npz", np.zeros((2, 8, 8, 3), dtype=np.uint8), np.zeros(3, dtype=np.int64))
     with pytest.raises(ValueError, match="2 integer labels"):
-        robustness.main([str(tmp_path / "s.npz"), "--bank", "squeezenet1_1", "--random-weights"])
+        robustness_script.main([str(tmp_path / "s.npz"), "--bank", "squeezenet1_1", "--random-weights"])
 
 
 def test_own_checkpoint_in_bank(tmp_path, capsys):
@@ -129,6 +130,6 @@ def test_own_checkpoint_in_bank(tmp_path, capsys):
     labels = predicted.copy()
     labels[:2] = (labels[:2] + 1) % CLASSIFIER_FLAGS["num_classes"]  # two wrong of eight
     np.savez(tmp_path / "s.npz", images, labels)
-    result = robustness.main([str(tmp_path / "s.npz"), "--bank", str(tmp_path / "clf.pt"), "--device", "cpu"])
+    result = robustness_script.main([str(tmp_path / "s.npz"), "--bank", str(tmp_path / "clf.pt"), "--device", "cpu"])
     assert result["robustness"] == pytest.approx(75.0)
     assert result["per_classifier"][str(tmp_path / "clf.pt")]["top5"] == 100.0
