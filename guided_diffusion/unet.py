@@ -233,8 +233,9 @@ class QKVAttention(nn.Module):
         else:
             q, k, v = (t.reshape(bs * self.n_heads, ch, length) for t in qkv.chunk(3, dim=1))
         if self.use_sdpa:
-            a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-            a = a.transpose(1, 2)
+            # (B*H, T, d) with d contiguous: the fused kernels are several times slower on strided input
+            q, k, v = (x.transpose(1, 2).contiguous() for x in (q, k, v))
+            a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
         else:
             scale = ch ** -0.25  # split between q and k, as the reference does for fp16 range
             weight = torch.einsum("bct,bcs->bts", q * scale, k * scale)
