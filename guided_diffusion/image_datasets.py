@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 import blobfile as bf
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -223,3 +224,13 @@ def random_crop_arr(
     top = random.randrange(arr.shape[0] - image_size + 1)
     left = random.randrange(arr.shape[1] - image_size + 1)
     return arr[top : top + image_size, left : left + image_size]
+
+
+def load_superres_data(
+    data_dir: str, batch_size: int, large_size: int, small_size: int, class_cond: bool = False
+) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """Batches of large images with their area-downsampled versions as ``low_res``."""
+    data = load_data(data_dir=data_dir, batch_size=batch_size, image_size=large_size, class_cond=class_cond)
+    for large_batch, model_kwargs in data:
+        model_kwargs["low_res"] = F.interpolate(large_batch, small_size, mode="area")
+        yield large_batch, model_kwargs

@@ -22,7 +22,7 @@ from torch.optim import AdamW
 from . import dist_util, logger
 from .checkpoints import load_checkpoint
 from .fp16_util import MixedPrecisionTrainer
-from .resample import LossAwareSampler, ScheduleSampler, UniformSampler
+from .resample import LossAwareSampler, ScheduleSampler, UniformSampler, create_named_schedule_sampler
 
 Batches = Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
@@ -187,6 +187,50 @@ class TrainLoop:
             save_on_rank0(f"ema_{rate}_{step:06d}.pt", self.mp_trainer.master_params_to_state_dict(params))
         save_on_rank0(f"opt{step:06d}.pt", self.opt.state_dict())
         dist_util.barrier()
+
+
+def training_defaults() -> dict:
+    """Flags of the diffusion training scripts (besides the model's)."""
+    return dict(
+        data_dir="",
+        schedule_sampler="uniform",
+        lr=1e-4,
+        weight_decay=0.0,
+        lr_anneal_steps=0,
+        max_steps=0,
+        batch_size=1,
+        microbatch=-1,  # -1 disables microbatches
+        ema_rate="0.9999",  # comma-separated list of EMA rates
+        log_interval=10,
+        save_interval=10000,
+        resume_checkpoint="",
+        use_fp16=False,
+        use_bf16=False,
+        fp16_scale_growth=1e-3,
+    )
+
+
+def train_from_args(args: Any, model: nn.Module, diffusion: Any, data: Batches) -> None:
+    """Run a :class:`TrainLoop` configured by the flags of :func:`training_defaults`."""
+    TrainLoop(
+        model=model,
+        diffusion=diffusion,
+        data=data,
+        batch_size=args.batch_size,
+        microbatch=args.microbatch,
+        lr=args.lr,
+        ema_rate=args.ema_rate,
+        log_interval=args.log_interval,
+        save_interval=args.save_interval,
+        resume_checkpoint=args.resume_checkpoint,
+        use_fp16=args.use_fp16,
+        fp16_scale_growth=args.fp16_scale_growth,
+        schedule_sampler=create_named_schedule_sampler(args.schedule_sampler, diffusion),
+        weight_decay=args.weight_decay,
+        lr_anneal_steps=args.lr_anneal_steps,
+        use_bf16=args.use_bf16,
+        max_steps=args.max_steps,
+    ).run_loop()
 
 
 class ClassifierTrainLoop:

@@ -8,6 +8,7 @@ from guided_diffusion.image_datasets import (
     center_crop_arr,
     class_labels_from_filenames,
     load_data,
+    load_superres_data,
     random_crop_arr,
 )
 
@@ -109,3 +110,12 @@ def test_errors_for_missing_or_too_few_images(tmp_path, image_folder):
         next(load_data(data_dir=str(tmp_path / "empty"), batch_size=1, image_size=8))
     with pytest.raises(ValueError, match="fewer than batch_size"):
         next(load_data(data_dir=str(image_folder), batch_size=9, image_size=8))
+
+
+def test_superres_batches_carry_area_downsampled_low_res(image_folder):
+    large, kwargs = next(load_superres_data(str(image_folder), 4, large_size=8, small_size=4, class_cond=True))
+    assert large.shape == (4, 3, 8, 8) and kwargs["low_res"].shape == (4, 3, 4, 4)
+    expected = large.reshape(4, 3, 4, 2, 4, 2).mean(dim=(3, 5))
+    assert torch.allclose(kwargs["low_res"], expected, atol=1e-6)
+    assert kwargs["y"].shape == (4,)
+
