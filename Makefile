@@ -26,14 +26,14 @@ lint: install-dev
 demo: install
 	$(PYTHON) scripts/make_toy_dataset.py --out_dir $(DEMO)/data --num_images 300 --image_size 16
 	OPENAI_LOGDIR=$(DEMO)/model $(PYTHON) scripts/image_train.py --data_dir $(DEMO)/data $(TOY_FLAGS) \
-		--batch_size 32 --lr 1e-3 --ema_rate 0.99 --lr_anneal_steps $(DEMO_STEPS) --save_interval $(DEMO_STEPS) --log_interval 100
+		--batch_size 32 --lr 2e-3 --ema_rate 0.99 --lr_anneal_steps $(DEMO_STEPS) --save_interval $(DEMO_STEPS) --log_interval 100
 	OPENAI_LOGDIR=$(DEMO)/classifier $(PYTHON) scripts/classifier_train.py --data_dir $(DEMO)/data --image_size 16 \
 		$(TOY_CLASSIFIER_FLAGS) --diffusion_steps 1000 --noise_schedule cosine --batch_size 32 --lr 1e-3 \
 		--iterations $(DEMO_STEPS) --save_interval $(DEMO_STEPS) --log_interval 100
 	OPENAI_LOGDIR=$(DEMO)/samples $(PYTHON) scripts/classifier_sample.py $(TOY_FLAGS) $(TOY_CLASSIFIER_FLAGS) \
 		--model_path $(DEMO)/model/ema_0.99_$$(printf %06d $(DEMO_STEPS)).pt \
 		--classifier_path $(DEMO)/classifier/model$$(printf %06d $(DEMO_STEPS)).pt \
-		--classifier_scale 2.0 --timestep_respacing 50 --num_samples 48 --batch_size 48
+		--classifier_scale 2.0 --timestep_respacing 250 --num_samples 48 --batch_size 48
 	$(PYTHON) scripts/npz_to_grid.py $(DEMO)/samples/samples_48x16x16x3.npz --out $(DEMO)/samples/grid.png --nrow 12
 
 clean:

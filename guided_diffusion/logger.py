@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import IO, Any
@@ -339,17 +338,3 @@ def set_comm(comm: Any) -> None:
 def get_dir() -> str | None:
     """The directory the current logger writes into (checkpoints and samples go there too)."""
     return get_current().get_dir()
-
-
-@contextlib.contextmanager
-def profile_kv(scopename: str) -> Iterator[None]:
-    """Add the seconds spent in the block to the ``wait_<scopename>`` diagnostic."""
-    start = time.time()
-    try:
-        yield
-    finally:
-        get_current().name2val["wait_" + scopename] += time.time() - start
-
-
-record_tabular = logkv
-dump_tabular = dumpkvs

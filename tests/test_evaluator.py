@@ -195,3 +195,28 @@ def test_script_reports_missing_inception_weights(tmp_path):
            "--inception-weights", str(tmp_path / "absent.pth")]  # fmt: skip
     proc = subprocess.run(cmd, check=False, cwd=REPO, env=SCRIPT_ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "absent.pth does not exist" in proc.stderr
+
+
+def test_script_under_mpiexec_matches_single_process(tmp_path):
+    """``mpiexec -n 2 python evaluations/evaluator.py``: sharded extraction, rank 0 reports the same numbers."""
+    from test_feature_extractors import CLASSIFIER_FLAGS
+
+    from guided_diffusion import script_util
+
+    from launch import run_python
+
+    torch.manual_seed(0)
+    model = script_util.create_classifier(**{**script_util.classifier_defaults(), **CLASSIFIER_FLAGS})
+    torch.save(model.state_dict(), tmp_path / "clf.pt")
+    (tmp_path / "clf.json").write_text(json.dumps({"flags": CLASSIFIER_FLAGS}))
+    np.savez(tmp_path / "ref.npz", random_images(13, size=16, seed=3), np.arange(13) % 2)
+    np.savez(tmp_path / "sample.npz", random_images(11, size=16, seed=4), np.arange(11) % 2)
+    results = {}
+    for nproc in (1, 2):
+        out = tmp_path / f"result{nproc}.json"
+        run_python(["evaluations/evaluator.py", str(tmp_path / "ref.npz"), str(tmp_path / "sample.npz"),
+                    "--feature-extractor", f"classifier:{tmp_path / 'clf.pt'}", "--device", "cpu",
+                    "--batch-size", "4", "--extra", "--json", str(out)], nproc=nproc)
+        results[nproc] = json.loads(out.read_text())
+    for key in ("inception_score", "fid", "precision", "recall", "density", "coverage", "per_class_recall"):
+        assert results[2][key] == pytest.approx(results[1][key], rel=1e-6, abs=1e-9), key

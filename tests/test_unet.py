@@ -149,3 +149,14 @@ def test_superres_requires_low_res():
     inputs = {k: v for k, v in fixture["inputs"].items() if k != "low_res"}
     with pytest.raises(ValueError, match="low_res"):
         model(**inputs)
+
+
+@pytest.mark.parametrize("name", NETWORK_FIXTURES)
+def test_fp16_torso_stays_close_to_reference(name):
+    fixture = load_fixture(name)
+    model = build_golden_network(fixture)
+    model.convert_to_fp16()
+    with torch.no_grad():
+        out = model(**fixture["inputs"])
+    assert out.dtype == torch.float32
+    assert relative_error(out, fixture["output"]) < 1e-2
