@@ -360,20 +360,11 @@ class _UNetBase(nn.Module):
         self.num_head_channels = num_head_channels
         attn_at = _as_resolution_set(attention_resolutions)
         emb_dim = model_channels * 4
-
-        def res(ch_in: int, ch_out: int | None = None, **kw) -> ResBlock:
-            return ResBlock(
-                ch_in, emb_dim, dropout, out_channels=ch_out, dims=dims, use_checkpoint=use_checkpoint,
-                use_scale_shift_norm=use_scale_shift_norm, **kw,
-            )
-
-        def attn(ch: int, heads: int = num_heads) -> AttentionBlock:
-            return AttentionBlock(
-                ch, num_heads=heads, num_head_channels=num_head_channels, use_checkpoint=use_checkpoint,
-                use_new_attention_order=use_new_attention_order,
-            )
-
-        self._res, self._attn, self._attn_at = res, attn, attn_at
+        self._emb_dim, self._attn_at = emb_dim, attn_at
+        self._res_kwargs = dict(dims=dims, use_checkpoint=use_checkpoint, use_scale_shift_norm=use_scale_shift_norm)
+        self._attn_kwargs = dict(num_head_channels=num_head_channels, use_checkpoint=use_checkpoint,
+                                 use_new_attention_order=use_new_attention_order)
+        res, attn = self._res, self._attn
         self.time_embed = nn.Sequential(nn.Linear(model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         if num_classes is not None:
             self.label_emb = nn.Embedding(num_classes, emb_dim)
@@ -401,6 +392,12 @@ class _UNetBase(nn.Module):
         self.middle_block = TimestepEmbedSequential(res(ch), attn(ch), res(ch))
         self._feature_size += ch
         self._ch, self._ds = ch, ds
+
+    def _res(self, ch_in: int, ch_out: int | None = None, **kw) -> ResBlock:
+        return ResBlock(ch_in, self._emb_dim, self.dropout, out_channels=ch_out, **self._res_kwargs, **kw)
+
+    def _attn(self, ch: int, heads: int | None = None) -> AttentionBlock:
+        return AttentionBlock(ch, num_heads=self.num_heads if heads is None else heads, **self._attn_kwargs)
 
     def _embed(self, timesteps: torch.Tensor) -> torch.Tensor:
         return self.time_embed(timestep_embedding(timesteps, self.model_channels))
@@ -467,7 +464,6 @@ class UNetModel(_UNetBase):
             normalization(ch), nn.SiLU(), zero_module(conv_nd(dims, int(model_channels * channel_mult[0]),
                                                               out_channels, 3, padding=1))
         )
-        del self._res, self._attn
 
     def convert_to_fp16(self) -> None:
         """Run the torso in float16 (norms, embeddings and the output head stay float32)."""
@@ -548,7 +544,6 @@ class EncoderUNetModel(_UNetBase):
             channel_mult, conv_resample, dims, use_checkpoint, use_fp16, num_heads, num_head_channels,
             use_scale_shift_norm, resblock_updown, use_new_attention_order,
         )
-        del self._res, self._attn
         self.out_channels = out_channels
         self.pool = pool
         ch = self._ch
