@@ -145,10 +145,12 @@ class TrainLoop:
         """Accumulate gradients of the batch-mean weighted loss, one microbatch at a time."""
         self.mp_trainer.zero_grad()
         dev = dist_util.dev()
-        for i in range(0, batch.shape[0], self.microbatch):
-            micro = batch[i : i + self.microbatch].to(dev)
-            micro_cond = {k: v[i : i + self.microbatch].to(dev) for k, v in cond.items()}
-            last_batch = i + self.microbatch >= batch.shape[0]
+        keys = list(cond)
+        chunks = list(split_microbatches(self.microbatch, batch, *(cond[k] for k in keys)))
+        for i, (micro, *values) in enumerate(chunks):
+            micro = micro.to(dev)
+            micro_cond = {k: v.to(dev) for k, v in zip(keys, values, strict=True)}
+            last_batch = i == len(chunks) - 1
             t, weights = self.schedule_sampler.sample(micro.shape[0], dev)
             compute_losses = functools.partial(
                 self.diffusion.training_losses, self.ddp_model, micro, t, model_kwargs=micro_cond
