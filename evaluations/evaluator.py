@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
 from guided_diffusion import dist_util
-from guided_diffusion.checkpoints import CheckpointError
 from guided_diffusion.evaluation import (
     NpzImages,
     check_image_counts,
@@ -30,6 +28,7 @@ from guided_diffusion.evaluation import (
     fid_statistics,
 )
 from guided_diffusion.feature_extractors import create_extractor
+from guided_diffusion.script_util import run_main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -87,7 +86,4 @@ def main(argv: list[str] | None = None) -> dict[str, float] | None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError, CheckpointError) as exc:
-        sys.exit(f"error: {exc}")
+    run_main(main)

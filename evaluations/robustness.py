@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
 from guided_diffusion import dist_util
-from guided_diffusion.checkpoints import CheckpointError
 from guided_diffusion.evaluation import NpzImages, extract_npz
 from guided_diffusion.robustness import PAPER_BANK, TOP_K, build_bank, read_labels, robustness
+from guided_diffusion.script_util import run_main
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -58,8 +57,5 @@ def main(argv: list[str] | None = None) -> dict | None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError, CheckpointError) as exc:
-        sys.exit(f"error: {exc}")
+    run_main(main)
 

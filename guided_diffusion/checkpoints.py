@@ -91,7 +91,13 @@ def flag_hints(found: dict, expected: dict) -> list[str]:
     if ("label_emb.weight" in found) != ("label_emb.weight" in expected):
         hints.append(f"--class_cond should be {'label_emb.weight' in found}")
     elif "label_emb.weight" in found and found["label_emb.weight"][0] != expected["label_emb.weight"][0]:
-        hints.append(f"--num_classes should be {found['label_emb.weight'][0]}")
+        rows, built = found["label_emb.weight"][0], expected["label_emb.weight"][0]
+        if rows == built + 1:
+            hints.append(f"--label_dropout should be > 0 (the checkpoint has a null class), or --num_classes {rows}")
+        elif rows == built - 1:
+            hints.append(f"--label_dropout should be 0 (the checkpoint has no null class), or --num_classes {rows}")
+        else:
+            hints.append(f"--num_classes should be {rows}")
     for head in ("out.2.weight", "out.3.weight", "out.2.c_proj.weight"):
         if head in found and head in expected and found[head][0] != expected[head][0]:
             n = found[head][0]

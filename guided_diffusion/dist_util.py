@@ -2,7 +2,10 @@
 
 Under MPI the rendezvous address comes from rank 0 over MPI; under torchrun
 from its environment. Backend: NCCL with one GPU per local rank when CUDA is
-present, gloo otherwise. A plain run is world size 1 and never imports MPI.
+present, gloo otherwise. A plain run (and ``mpiexec -n 1``) gets a process
+group of world size 1 on an in-process store, as the original ``setup_dist``
+left one, so client code may call ``torch.distributed`` directly; it never
+imports MPI and needs no network.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import atexit
 import io
 import os
 import socket
+from collections.abc import Callable
+from typing import TypeVar
 
 import blobfile as bf
 import torch
@@ -19,6 +24,7 @@ import torch.distributed as dist
 _MPI_ENV_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
 _BROADCAST_CHUNK = 2**30  # bytes per broadcast, under MPI's 2 GiB message limit
 _local_rank = 0
+T = TypeVar("T")
 
 
 def _launched_by_mpi() -> bool:
@@ -52,6 +58,7 @@ def setup_dist() -> None:
         comm = MPI.COMM_WORLD
         rank, world = comm.Get_rank(), comm.Get_size()
         if world == 1:
+            _init_single_process()
             return
         _local_rank = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
         host = _host_address() if rank == 0 else None
@@ -59,13 +66,22 @@ def setup_dist() -> None:
         os.environ["MASTER_PORT"] = str(comm.bcast(_free_port() if rank == 0 else None, root=0))
         os.environ["RANK"], os.environ["WORLD_SIZE"] = str(rank), str(world)
     else:
+        _init_single_process()
         return
+    dist.init_process_group(backend=_backend(), init_method="env://", rank=rank, world_size=world)
+    atexit.register(_teardown)
+
+
+def _backend() -> str:
     if torch.cuda.is_available():
         torch.cuda.set_device(_local_rank % torch.cuda.device_count())
-        backend = "nccl"
-    else:
-        backend = "gloo"
-    dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world)
+        return "nccl"
+    return "gloo"
+
+
+def _init_single_process() -> None:
+    """World size 1 on an in-process store: no MPI, no sockets."""
+    dist.init_process_group(backend=_backend(), store=dist.HashStore(), rank=0, world_size=1)
     atexit.register(_teardown)
 
 
@@ -130,3 +146,18 @@ def sync_params(params) -> None:
     for p in params:
         with torch.no_grad():
             dist.broadcast(p, 0)
+
+
+def on_rank0(fn: Callable[[], T]) -> T:
+    """``fn()`` run by rank 0 alone; every rank returns its result, or raises its ValueError."""
+    outcome: list = [None, None]
+    if get_rank() == 0:
+        try:
+            outcome = [fn(), None]
+        except ValueError as err:
+            outcome = [None, str(err)]
+    if get_world_size() > 1:
+        dist.broadcast_object_list(outcome, src=0)
+    if outcome[1] is not None:
+        raise ValueError(outcome[1])
+    return outcome[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,17 +39,21 @@ class NpzImages:
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such file")
         self.key = key
-        with zipfile.ZipFile(self.path) as zf:
-            members = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
-            if key not in members:
-                raise ValueError(f"{self.path}: no array {key!r} (arrays: {members})")
-            with zf.open(f"{key}.npy") as f:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-                else:
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-                self._offset = f.tell()
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                members = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+                if key not in members:
+                    raise ValueError(f"{self.path}: no array {key!r} (arrays: {members})")
+                with zf.open(f"{key}.npy") as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                    else:
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                    self._offset = f.tell()
+        except (zipfile.BadZipFile, EOFError, OSError) as err:
+            raise ValueError(f"{self.path} is not a readable .npz file (not a zip archive, or truncated): "
+                             f"{err}") from err
         if dtype != np.uint8 or len(shape) != 4 or shape[-1] != 3 or fortran:
             raise ValueError(
                 f"{self.path}: {key} must be a C-ordered uint8 array [N, H, W, 3], got "
@@ -68,7 +73,11 @@ class NpzImages:
             for begin in range(start, stop, batch_size):
                 n = min(batch_size, stop - begin)
                 buffer = bytearray(n * row_bytes)  # writable, unlike the bytes of f.read
-                if f.readinto(buffer) != len(buffer):
+                try:
+                    complete = f.readinto(buffer) == len(buffer)
+                except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as err:
+                    raise ValueError(f"{self.path}: {self.key} cannot be read ({err}); is the file truncated?") from err
+                if not complete:
                     raise ValueError(f"{self.path}: {self.key} is truncated")
                 yield np.frombuffer(buffer, dtype=np.uint8).reshape((n,) + self.shape[1:])
 

@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from .information_degree import InformationDegree
 from .losses import discretized_gaussian_log_likelihood, normal_kl
 
 CondFn = Callable[..., torch.Tensor]
+NoiseSampler = Callable[[torch.Tensor], torch.Tensor]  # x_t -> a Gaussian draw shaped like it
 
 
 # ----------------------------------------------------------------- schedules
@@ -89,6 +91,14 @@ def mean_flat(tensor: torch.Tensor) -> torch.Tensor:
 def _last(steps: Iterator[dict]) -> dict:
     """The final item of a sampling loop, without keeping the others."""
     return collections.deque(steps, maxlen=1)[0]
+
+
+def _cond_kwargs(model_kwargs: dict | None, information_degree: torch.Tensor | None) -> dict:
+    """What ``cond_fn`` receives besides (x, t): the model's kwargs, and the step's information degree if any."""
+    kwargs = dict(model_kwargs or {})
+    if information_degree is not None:
+        kwargs["information_degree"] = information_degree
+    return kwargs
 
 
 def _nonzero_mask(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -230,16 +240,19 @@ class GaussianDiffusion:
 
     # --------------------------------------------------------------- guidance
 
-    def condition_mean(self, cond_fn: CondFn, p_mean_var: dict, x, t, model_kwargs: dict | None = None):
+    def condition_mean(self, cond_fn: CondFn, p_mean_var: dict, x, t, model_kwargs: dict | None = None,
+                       information_degree: torch.Tensor | None = None):
         """Guided mean mu + Sigma * g, g = cond_fn(x, t) = grad log p(y | x_t) (Dhariwal & Nichol, Alg. 1)."""
-        gradient = cond_fn(x, self._scale_timesteps(t), **(model_kwargs or {}))
+        gradient = cond_fn(x, self._scale_timesteps(t), **_cond_kwargs(model_kwargs, information_degree))
         return p_mean_var["mean"].float() + p_mean_var["variance"] * gradient.float()
 
-    def condition_score(self, cond_fn: CondFn, p_mean_var: dict, x, t, model_kwargs: dict | None = None) -> dict:
+    def condition_score(self, cond_fn: CondFn, p_mean_var: dict, x, t, model_kwargs: dict | None = None,
+                        information_degree: torch.Tensor | None = None) -> dict:
         """Score-based guidance: eps <- eps - sqrt(1 - abar_t) g (Dhariwal & Nichol, Alg. 2)."""
         alpha_bar = _extract_into_tensor(self.alphas_cumprod, t, x.shape)
         eps = self._predict_eps_from_xstart(x, t, p_mean_var["pred_xstart"])
-        eps = eps - (1 - alpha_bar).sqrt() * cond_fn(x, self._scale_timesteps(t), **(model_kwargs or {}))
+        gradient = cond_fn(x, self._scale_timesteps(t), **_cond_kwargs(model_kwargs, information_degree))
+        eps = eps - (1 - alpha_bar).sqrt() * gradient
         out = dict(p_mean_var)
         out["pred_xstart"] = self._predict_xstart_from_eps(x, t, eps)
         out["mean"], _, _ = self.q_posterior_mean_variance(out["pred_xstart"], x, t)
@@ -248,43 +261,56 @@ class GaussianDiffusion:
     # --------------------------------------------------------------- sampling
 
     def p_sample(self, model, x, t, clip_denoised: bool = True, denoised_fn=None, cond_fn: CondFn | None = None,
-                 model_kwargs: dict | None = None, noise: torch.Tensor | None = None) -> dict:
-        """One ancestral step x_t -> x_{t-1}; ``noise`` overrides the Gaussian draw."""
+                 model_kwargs: dict | None = None, noise: torch.Tensor | None = None,
+                 information_degree: torch.Tensor | None = None) -> dict:
+        """One ancestral step x_t -> x_{t-1}; ``noise`` overrides the Gaussian draw.
+
+        ``information_degree`` (batch x classes), if given, is handed to ``cond_fn``.
+        """
         out = self.p_mean_variance(model, x, t, clip_denoised=clip_denoised, denoised_fn=denoised_fn,
                                    model_kwargs=model_kwargs)
         if noise is None:
             noise = torch.randn_like(x)
         if cond_fn is not None:
-            out["mean"] = self.condition_mean(cond_fn, out, x, t, model_kwargs=model_kwargs)
+            out["mean"] = self.condition_mean(cond_fn, out, x, t, model_kwargs=model_kwargs,
+                                              information_degree=information_degree)
         sample = out["mean"] + _nonzero_mask(t, x) * torch.exp(0.5 * out["log_variance"]) * noise
         return {"sample": sample, "pred_xstart": out["pred_xstart"]}
 
     def p_sample_loop(self, model, shape, noise=None, clip_denoised: bool = True, denoised_fn=None,
                       cond_fn: CondFn | None = None, model_kwargs: dict | None = None, device=None,
-                      progress: bool = False) -> torch.Tensor:
-        """Ancestral sampling from x_T (``noise`` or a fresh draw) to x_0."""
+                      progress: bool = False, information_degree: InformationDegree | None = None,
+                      noise_sampler: NoiseSampler | None = None) -> torch.Tensor:
+        """Ancestral sampling from x_T (``noise`` or a fresh draw) to x_0.
+
+        ``information_degree``: the k-th step hands ``information_degree.at(k)`` to
+        ``cond_fn`` (k = 0 at x_T). ``noise_sampler(x_t)``: each step's Gaussian draw.
+        """
         return _last(self.p_sample_loop_progressive(
             model, shape, noise=noise, clip_denoised=clip_denoised, denoised_fn=denoised_fn, cond_fn=cond_fn,
-            model_kwargs=model_kwargs, device=device, progress=progress,
+            model_kwargs=model_kwargs, device=device, progress=progress, information_degree=information_degree,
+            noise_sampler=noise_sampler,
         ))["sample"]
 
     def p_sample_loop_progressive(self, model, shape, noise=None, clip_denoised: bool = True, denoised_fn=None,
                                   cond_fn: CondFn | None = None, model_kwargs: dict | None = None, device=None,
-                                  progress: bool = False) -> Iterator[dict]:
+                                  progress: bool = False, information_degree: InformationDegree | None = None,
+                                  noise_sampler: NoiseSampler | None = None) -> Iterator[dict]:
         """Yield each step's ``{"sample", "pred_xstart"}`` from t = T-1 down to 0."""
-        return self._loop(lambda img, t: self.p_sample(
+        return self._loop(lambda img, t, step_kwargs: self.p_sample(
             model, img, t, clip_denoised=clip_denoised, denoised_fn=denoised_fn, cond_fn=cond_fn,
-            model_kwargs=model_kwargs,
-        ), model, shape, noise, device, progress)
+            model_kwargs=model_kwargs, **step_kwargs,
+        ), model, shape, noise, device, progress, information_degree, noise_sampler)
 
     def ddim_sample(self, model, x, t, clip_denoised: bool = True, denoised_fn=None,
                     cond_fn: CondFn | None = None, model_kwargs: dict | None = None, eta: float = 0.0,
-                    noise: torch.Tensor | None = None) -> dict:
+                    noise: torch.Tensor | None = None, information_degree: torch.Tensor | None = None) -> dict:
         """One DDIM step (Song et al. 2021, Eq. 12); eta = 1 matches DDPM's variance."""
         out = self.p_mean_variance(model, x, t, clip_denoised=clip_denoised, denoised_fn=denoised_fn,
                                    model_kwargs=model_kwargs)
         if cond_fn is not None:
-            out = self.condition_score(cond_fn, out, x, t, model_kwargs=model_kwargs)
+            out = self.condition_score(cond_fn, out, x, t, model_kwargs=model_kwargs,
+                                       information_degree=information_degree)
         eps = self._predict_eps_from_xstart(x, t, out["pred_xstart"])
         alpha_bar = _extract_into_tensor(self.alphas_cumprod, t, x.shape)
         alpha_bar_prev = _extract_into_tensor(self.alphas_cumprod_prev, t, x.shape)
@@ -311,24 +337,28 @@ class GaussianDiffusion:
 
     def ddim_sample_loop(self, model, shape, noise=None, clip_denoised: bool = True, denoised_fn=None,
                          cond_fn: CondFn | None = None, model_kwargs: dict | None = None, device=None,
-                         progress: bool = False, eta: float = 0.0) -> torch.Tensor:
-        """DDIM sampling from x_T to x_0."""
+                         progress: bool = False, eta: float = 0.0, information_degree: InformationDegree | None = None,
+                         noise_sampler: NoiseSampler | None = None) -> torch.Tensor:
+        """DDIM sampling from x_T to x_0 (``information_degree`` and ``noise_sampler`` as in p_sample_loop)."""
         return _last(self.ddim_sample_loop_progressive(
             model, shape, noise=noise, clip_denoised=clip_denoised, denoised_fn=denoised_fn, cond_fn=cond_fn,
             model_kwargs=model_kwargs, device=device, progress=progress, eta=eta,
+            information_degree=information_degree, noise_sampler=noise_sampler,
         ))["sample"]
 
     def ddim_sample_loop_progressive(self, model, shape, noise=None, clip_denoised: bool = True,
                                      denoised_fn=None, cond_fn: CondFn | None = None,
                                      model_kwargs: dict | None = None, device=None, progress: bool = False,
-                                     eta: float = 0.0) -> Iterator[dict]:
+                                     eta: float = 0.0, information_degree: InformationDegree | None = None,
+                                     noise_sampler: NoiseSampler | None = None) -> Iterator[dict]:
         """Yield each DDIM step's ``{"sample", "pred_xstart"}``."""
-        return self._loop(lambda img, t: self.ddim_sample(
+        return self._loop(lambda img, t, step_kwargs: self.ddim_sample(
             model, img, t, clip_denoised=clip_denoised, denoised_fn=denoised_fn, cond_fn=cond_fn,
-            model_kwargs=model_kwargs, eta=eta,
-        ), model, shape, noise, device, progress)
+            model_kwargs=model_kwargs, eta=eta, **step_kwargs,
+        ), model, shape, noise, device, progress, information_degree, noise_sampler)
 
-    def _loop(self, step, model, shape, noise, device, progress) -> Iterator[dict]:
+    def _loop(self, step, model, shape, noise, device, progress, information_degree: InformationDegree | None,
+              noise_sampler: NoiseSampler | None) -> Iterator[dict]:
         if device is None:
             device = next(model.parameters()).device
         img = noise if noise is not None else torch.randn(*shape, device=device)
@@ -337,10 +367,15 @@ class GaussianDiffusion:
             from tqdm.auto import tqdm
 
             indices = tqdm(indices)
-        for i in indices:
+        for k, i in enumerate(indices):
             t = torch.full((shape[0],), i, device=device, dtype=torch.long)
+            step_kwargs = {}
+            if information_degree is not None:
+                step_kwargs["information_degree"] = information_degree.at(k)
+            if noise_sampler is not None:
+                step_kwargs["noise"] = noise_sampler(img)
             with torch.no_grad():  # cond_fn re-enables grad for its own backward pass
-                out = step(img, t)
+                out = step(img, t, step_kwargs)
             yield out
             img = out["sample"]
 

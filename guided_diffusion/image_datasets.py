@@ -84,6 +84,21 @@ def load_data(
         yield from loader
 
 
+def load_labelled_images(data_dir: str, image_size: int, max_images: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """All images (the first ``max_images`` if > 0) of an ``.npz`` or image folder, in order, centre-cropped,
+    unflipped: NCHW float32 in [-1, 1] and int64 labels."""
+    if data_dir.endswith(".npz"):
+        dataset: Dataset = NpzDataset(image_size, data_dir, class_cond=True, random_flip=False)
+    else:
+        paths = _list_image_files_recursively(data_dir)
+        if not paths:
+            raise ValueError(f"no {'/'.join(IMAGE_EXTENSIONS)} images found in {data_dir}")
+        dataset = ImageDataset(image_size, paths, classes=class_labels_from_filenames(paths), random_flip=False)
+    count = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
+    items = [dataset[i] for i in range(count)]
+    return torch.from_numpy(np.stack([x for x, _ in items])), torch.tensor([int(e["y"]) for _, e in items])
+
+
 def _list_image_files_recursively(data_dir: str) -> list[str]:
     results = []
     for entry in sorted(bf.listdir(data_dir)):

@@ -1,7 +1,7 @@
 """Key-value and text logging to stdout, text, CSV and JSON files.
 
 Same public API as the logger of openai/guided-diffusion: ``configure`` picks an
-output directory (``$OPENAI_LOGDIR`` or a fresh temporary folder) and output
+output directory (``$OPENAI_LOGDIR`` or a fresh temporary folder, shared by the ranks of a process group) and output
 formats (``$OPENAI_LOG_FORMAT``, default ``stdout,log,csv``); ``logkv`` and
 ``logkv_mean`` accumulate diagnostics that ``dumpkvs`` writes as one row.
 On ranks other than 0 only a text log (``log-rankNNN.txt``) is written unless
@@ -217,6 +217,18 @@ def _rank_from_env() -> int:
     return 0
 
 
+def _fresh_dir() -> str:
+    """A new timestamped folder in the temporary directory, the same one on every rank of a process group."""
+    import torch.distributed as dist
+
+    stamp = datetime.datetime.now().strftime("openai-%Y-%m-%d-%H-%M-%S-%f")
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        holder = [stamp]
+        dist.broadcast_object_list(holder, src=0)
+        stamp = holder[0]
+    return os.path.join(tempfile.gettempdir(), stamp)
+
+
 def configure(
     dir: str | None = None,
     format_strs: list[str] | None = None,
@@ -227,8 +239,7 @@ def configure(
     if dir is None:
         dir = os.getenv("OPENAI_LOGDIR")
     if dir is None:
-        stamp = datetime.datetime.now().strftime("openai-%Y-%m-%d-%H-%M-%S-%f")
-        dir = os.path.join(tempfile.gettempdir(), stamp)
+        dir = _fresh_dir()
     dir = os.path.expanduser(dir)
     os.makedirs(dir, exist_ok=True)
     rank = _rank_from_env()

@@ -3,15 +3,19 @@
 Flag names and defaults are those of the released ADM code, so its README's
 flags build networks whose state dicts match the official checkpoints. Added:
 ``channel_mult`` / ``classifier_channel_mult`` for any image size and
-``num_classes`` for label sets other than ImageNet's.
+``num_classes`` for label sets other than ImageNet's, and ``label_dropout`` (a
+null class for classifier-free guidance).
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import sys
+from collections.abc import Callable
 
 from . import gaussian_diffusion as gd
+from .checkpoints import CheckpointError
 from .respace import SpacedDiffusion, space_timesteps
 from .unet import EncoderUNetModel, SuperResModel, UNetModel
 
@@ -72,6 +76,7 @@ def model_and_diffusion_defaults() -> dict:
         use_fp16=False,
         use_new_attention_order=False,
         num_classes=NUM_CLASSES,
+        label_dropout=0.0,
         **diffusion_defaults(),
     )
 
@@ -106,6 +111,7 @@ def create_model_and_diffusion(
     num_head_channels, num_heads_upsample, attention_resolutions, dropout, diffusion_steps, noise_schedule,
     timestep_respacing, use_kl, predict_xstart, rescale_timesteps, rescale_learned_sigmas, use_checkpoint,
     use_scale_shift_norm, resblock_updown, use_fp16, use_new_attention_order, num_classes=NUM_CLASSES,
+    label_dropout=0.0,
 ):
     model = create_model(
         image_size, num_channels, num_res_blocks, channel_mult=channel_mult, learn_sigma=learn_sigma,
@@ -113,6 +119,7 @@ def create_model_and_diffusion(
         num_heads=num_heads, num_head_channels=num_head_channels, num_heads_upsample=num_heads_upsample,
         use_scale_shift_norm=use_scale_shift_norm, dropout=dropout, resblock_updown=resblock_updown,
         use_fp16=use_fp16, use_new_attention_order=use_new_attention_order, num_classes=num_classes,
+        label_dropout=label_dropout,
     )
     diffusion = create_gaussian_diffusion(
         steps=diffusion_steps, learn_sigma=learn_sigma, noise_schedule=noise_schedule, use_kl=use_kl,
@@ -128,6 +135,7 @@ def create_model(
     num_heads: int = 1, num_head_channels: int = -1, num_heads_upsample: int = -1,
     use_scale_shift_norm: bool = False, dropout: float = 0, resblock_updown: bool = False,
     use_fp16: bool = False, use_new_attention_order: bool = False, num_classes: int = NUM_CLASSES,
+    label_dropout: float = 0.0,
 ) -> UNetModel:
     return UNetModel(
         image_size=image_size,
@@ -147,6 +155,7 @@ def create_model(
         use_scale_shift_norm=use_scale_shift_norm,
         resblock_updown=resblock_updown,
         use_new_attention_order=use_new_attention_order,
+        label_dropout=label_dropout,
     )
 
 
@@ -273,6 +282,17 @@ def create_gaussian_diffusion(
         loss_type=loss_type,
         rescale_timesteps=rescale_timesteps,
     )
+
+
+INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, CheckpointError)
+
+
+def run_main(main: Callable[[], object], errors: tuple[type[BaseException], ...] = INPUT_ERRORS) -> None:
+    """Run a script's ``main``; a bad input (one of ``errors``) exits with its message, not a traceback."""
+    try:
+        main()
+    except errors as exc:
+        sys.exit(f"error: {exc}")
 
 
 def add_dict_to_argparser(parser: argparse.ArgumentParser, default_dict: dict) -> None:

@@ -343,9 +343,17 @@ class _UNetBase(nn.Module):
         resblock_updown: bool,
         use_new_attention_order: bool,
         num_classes: int | None = None,
+        label_dropout: float = 0.0,
     ):
         super().__init__()
+        if not 0.0 <= label_dropout < 1.0:
+            raise ValueError(f"label_dropout must be in [0, 1), got {label_dropout}")
+        if label_dropout and num_classes is None:
+            raise ValueError("label_dropout needs a class-conditional model (class_cond)")
         self.num_classes = num_classes
+        self.label_dropout = label_dropout
+        # index of the null class (an extra label embedding) learned by label dropout
+        self.null_class = num_classes if label_dropout else None
         self.image_size = image_size
         self.in_channels = in_channels
         self.model_channels = model_channels
@@ -367,7 +375,7 @@ class _UNetBase(nn.Module):
         res, attn = self._res, self._attn
         self.time_embed = nn.Sequential(nn.Linear(model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         if num_classes is not None:
-            self.label_emb = nn.Embedding(num_classes, emb_dim)
+            self.label_emb = nn.Embedding(num_classes + (1 if label_dropout else 0), emb_dim)
 
         ch = int(channel_mult[0] * model_channels)
         self.input_blocks = nn.ModuleList([TimestepEmbedSequential(conv_nd(dims, in_channels, ch, 3, padding=1))])
@@ -413,6 +421,8 @@ class UNetModel(_UNetBase):
 
     :param attention_resolutions: downsample rates (1, 2, 4, ...) with attention.
     :param num_classes: if set, class-conditional through a label embedding.
+    :param label_dropout: in training, the probability of replacing a label by
+        the null class ``num_classes`` (an extra embedding), for classifier-free guidance.
     :param num_heads_upsample: heads in the decoder's attention (-1: num_heads).
     """
 
@@ -437,11 +447,12 @@ class UNetModel(_UNetBase):
         use_scale_shift_norm: bool = False,
         resblock_updown: bool = False,
         use_new_attention_order: bool = False,
+        label_dropout: float = 0.0,
     ):
         super().__init__(
             image_size, in_channels, model_channels, num_res_blocks, attention_resolutions, dropout,
             channel_mult, conv_resample, dims, use_checkpoint, use_fp16, num_heads, num_head_channels,
-            use_scale_shift_norm, resblock_updown, use_new_attention_order, num_classes,
+            use_scale_shift_norm, resblock_updown, use_new_attention_order, num_classes, label_dropout,
         )
         self.out_channels = out_channels
         self.num_heads_upsample = num_heads if num_heads_upsample == -1 else num_heads_upsample
@@ -481,6 +492,8 @@ class UNetModel(_UNetBase):
             raise ValueError("pass y if and only if the model is class-conditional")
         emb = self._embed(timesteps)
         if self.num_classes is not None:
+            if self.training and self.label_dropout:
+                y = torch.where(torch.rand(y.shape, device=y.device) < self.label_dropout, self.null_class, y)
             emb = emb + self.label_emb(y)
         hs = []
         h = x.type(self.dtype)

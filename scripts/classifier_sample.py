@@ -17,6 +17,7 @@ from guided_diffusion.script_util import (
     create_classifier,
     create_model_and_diffusion,
     model_and_diffusion_defaults,
+    run_main,
 )
 
 
@@ -62,4 +63,4 @@ def create_argparser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

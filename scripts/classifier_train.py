@@ -10,6 +10,7 @@ from guided_diffusion.script_util import (
     args_to_dict,
     classifier_and_diffusion_defaults,
     create_classifier_and_diffusion,
+    run_main,
 )
 from guided_diffusion.train_util import ClassifierTrainLoop
 
@@ -90,4 +91,4 @@ def create_argparser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

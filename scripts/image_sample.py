@@ -13,6 +13,7 @@ from guided_diffusion.script_util import (
     args_to_dict,
     create_model_and_diffusion,
     model_and_diffusion_defaults,
+    run_main,
 )
 
 
@@ -50,4 +51,4 @@ def create_argparser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

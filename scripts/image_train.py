@@ -9,6 +9,7 @@ from guided_diffusion.script_util import (
     args_to_dict,
     create_model_and_diffusion,
     model_and_diffusion_defaults,
+    run_main,
 )
 from guided_diffusion.train_util import train_from_args, training_defaults
 
@@ -39,4 +40,4 @@ def create_argparser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -15,6 +15,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from guided_diffusion.script_util import run_main
+
 SHAPES = ("square", "disc", "bar")
 
 
@@ -51,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from guided_diffusion.image_grid import image_grid
+from guided_diffusion.script_util import run_main
 
 
 def main() -> None:
@@ -27,4 +28,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

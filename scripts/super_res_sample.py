@@ -12,6 +12,7 @@ from guided_diffusion.sampling import prepare, sample_images, save_samples
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
     args_to_dict,
+    run_main,
     sr_create_model_and_diffusion,
     sr_model_and_diffusion_defaults,
 )
@@ -74,4 +75,4 @@ def create_argparser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

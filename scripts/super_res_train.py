@@ -9,6 +9,7 @@ from guided_diffusion.image_datasets import load_superres_data
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
     args_to_dict,
+    run_main,
     sr_create_model_and_diffusion,
     sr_model_and_diffusion_defaults,
 )
@@ -41,4 +42,4 @@ def create_argparser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

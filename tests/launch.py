@@ -21,13 +21,22 @@ def mpiexec() -> str:
 
 
 def run_python(args: list[str], nproc: int = 1, cwd: Path | None = None, timeout: int = 300,
-               env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python ARGS`` (under mpiexec when nproc > 1); raises with the output on failure."""
+               env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """``python ARGS`` (under mpiexec when nproc > 1); with ``check``, raises with the output on failure."""
     cmd = [sys.executable, *args]
     if nproc > 1:
         cmd = [mpiexec(), "-n", str(nproc), *cmd]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.run(cmd, cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A bad input ends a script with one ``error: ...`` on stderr, a non-zero status and no traceback."""
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("error: ") == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, (fragment, proc.stderr)

@@ -47,6 +47,9 @@ def test_round_trip(tmp_path):
     ({"attention_resolutions": "8"}, {}, "--attention_resolutions"),
     ({"use_scale_shift_norm": False}, {}, "--use_scale_shift_norm should be False"),
     ({"resblock_updown": True}, {}, "--resblock_updown should be True"),
+    ({"class_cond": True, "label_dropout": 0.1}, {"class_cond": True}, "--label_dropout should be > 0"),
+    ({"class_cond": True}, {"class_cond": True, "label_dropout": 0.1}, "--label_dropout should be 0"),
+    ({"class_cond": True, "num_classes": 7}, {"class_cond": True}, "--num_classes should be 7"),
 ])
 def test_mismatched_flags_name_keys_and_flag(tmp_path, saved, loaded, hint):
     torch.save(_model(**saved).state_dict(), tmp_path / "m.pt")

@@ -49,7 +49,8 @@ def test_resolved_flags_are_our_defaults_plus_readme_flags(name):
                 "superres": su.sr_model_and_diffusion_defaults}[manifest["kind"]]()
     merged = {**defaults, **manifest["flags"]}
     assert {k: merged[k] for k in manifest["resolved_flags"]} == manifest["resolved_flags"]
-    assert set(defaults) - set(manifest["resolved_flags"]) <= {"num_classes", "classifier_channel_mult"}
+    added = {"num_classes", "classifier_channel_mult", "label_dropout"}
+    assert set(defaults) - set(manifest["resolved_flags"]) <= added
 
 
 def test_small_images_with_explicit_channel_mult():
@@ -121,3 +122,28 @@ def test_readme_flags_build_official_state_dicts(name):
     expected = manifest["state_dict"]
     expected = [[k, list(v)] for k, v in (expected.items() if isinstance(expected, dict) else expected)]
     assert [[k, list(v.shape)] for k, v in model.state_dict().items()] == expected
+
+
+def test_label_dropout_adds_a_null_class_used_only_in_training():
+    flags = {**su.model_and_diffusion_defaults(), "image_size": 8, "num_channels": 32, "channel_mult": "1,2",
+             "attention_resolutions": "4", "class_cond": True, "num_classes": 3, "label_dropout": 0.5}
+    model = su.create_model_and_diffusion(**flags)[0]
+    assert model.label_emb.num_embeddings == 4 and model.null_class == 3
+    seen = []
+    model.label_emb.register_forward_hook(lambda m, args, out: seen.append(args[0].clone()))
+    y = torch.zeros(4000, dtype=torch.long)
+    with torch.no_grad():
+        model.label_emb(y)  # direct call: no dropout outside forward
+        model(torch.zeros(1, 3, 8, 8), torch.tensor([5]), y=torch.tensor([1]))
+        model.eval()
+        model(torch.zeros(2, 3, 8, 8), torch.tensor([5, 5]), y=torch.tensor([0, 2]))
+    assert seen[0].tolist() == [0] * 4000 and seen[2].tolist() == [0, 2]
+    model.train()
+    torch.manual_seed(0)
+    dropped = [(model(torch.zeros(1, 3, 8, 8), torch.tensor([5]), y=torch.tensor([1])), seen[-1].item())[1]
+               for _ in range(200)]
+    assert set(dropped) == {1, 3} and 0.35 < dropped.count(3) / 200 < 0.65
+    plain = su.create_model_and_diffusion(**{**flags, "label_dropout": 0.0})[0]
+    assert plain.label_emb.num_embeddings == 3 and plain.null_class is None
+    with pytest.raises(ValueError, match="class-conditional"):
+        su.create_model_and_diffusion(**{**flags, "class_cond": False})

@@ -4,8 +4,11 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 
-from launch import run_python
+from guided_diffusion import script_util as su
+
+from launch import assert_one_line_error, run_python
 
 MODEL = ["--image_size", "8", "--num_channels", "32", "--num_res_blocks", "1", "--channel_mult", "1,2",
          "--attention_resolutions", "4", "--diffusion_steps", "50", "--class_cond", "True", "--num_classes", "2"]
@@ -13,9 +16,10 @@ CLASSIFIER = ["--classifier_width", "32", "--classifier_depth", "1", "--classifi
               "--classifier_attention_resolutions", "4"]
 
 
-def script(name, logdir, *args, nproc=1):
+def script(name, logdir, *args, nproc=1, check=True):
     env = {"OPENAI_LOGDIR": str(logdir), "OPENAI_LOG_FORMAT": "log,csv"}
-    return run_python([f"scripts/{name}.py", *map(str, args)], nproc=nproc, env=env)
+    return run_python([f"scripts/{name}.py", *map(str, args)], nproc=nproc, env=env, check=check)
+
 
 
 def pt_files(logdir):
@@ -88,3 +92,41 @@ def test_sampling_is_reproducible_and_feeds_super_resolution(tmp_path, image_fol
     out = load_samples(tmp_path / "sr_samples" / "samples_3x64x64x3.npz")
     assert out["arr_0"].dtype == np.uint8 and out["arr_0"].shape == (3, 64, 64, 3)
     assert np.array_equal(out["arr_1"], a["arr_1"])  # labels follow the base samples
+
+
+def test_label_dropout_trains_a_null_class_that_sampling_flags_must_match(tmp_path, image_folder):
+    script("image_train", tmp_path / "cfg", "--data_dir", image_folder, *MODEL, "--batch_size", 2,
+           "--max_steps", 1, "--label_dropout", 0.2)
+    state = torch.load(tmp_path / "cfg" / "model000001.pt", weights_only=True)
+    assert state["label_emb.weight"].shape[0] == 3  # 2 classes + the null class
+    sample = [*MODEL, "--timestep_respacing", 2, "--num_samples", 2, "--batch_size", 2,
+              "--model_path", tmp_path / "cfg" / "model000001.pt"]
+    script("image_sample", tmp_path / "s", *sample, "--label_dropout", 0.2)
+    proc = script("image_sample", tmp_path / "s2", *sample, check=False)
+    assert_one_line_error(proc, "--label_dropout should be > 0")
+
+
+def test_build_relevance_from_descriptions_and_confusion(tmp_path, image_folder):
+    run_python(["scripts/build_relevance.py", "--label_set", "digits", "--out", str(tmp_path / "d.npz")])
+    with np.load(tmp_path / "d.npz") as built, np.load("class_descriptions/digits_relevance.npz") as shipped:
+        np.testing.assert_allclose(built["relevance"], shipped["relevance"], atol=1e-6)
+        assert str(built["source_sha256"]) == str(shipped["source_sha256"])
+
+    torch.manual_seed(0)
+    classifier = su.create_classifier(**{**su.classifier_defaults(), "image_size": 8, "num_classes": 2,
+                                         "classifier_width": 32, "classifier_depth": 1,
+                                         "classifier_channel_mult": "1,2", "classifier_attention_resolutions": "4"})
+    torch.save(classifier.state_dict(), tmp_path / "clf.pt")
+    run_python(["scripts/build_relevance.py", "--source", "confusion", "--data", str(image_folder),
+                "--classifier_path", str(tmp_path / "clf.pt"), "--image_size", "8", "--num_classes", "2",
+                *CLASSIFIER, "--diffusion_steps", "50", "--timesteps", "0,25", "--top_k", "2",
+                "--out", str(tmp_path / "c.npz")])
+    with np.load(tmp_path / "c.npz") as npz:
+        assert npz["relevance"].shape == (2, 2) and str(npz["encoder"]).startswith("confusion:clf.pt@t=[0, 25]")
+        assert list(npz["class_names"]) == ["0", "1"]
+
+    proc = run_python(["scripts/build_relevance.py", "--label_set", "digits", "--encoder", "open_clip:ViT-B-32",
+                       "--encoder_weights", str(tmp_path / "missing.bin"), "--out", str(tmp_path / "x.npz")],
+                      check=False)
+    assert_one_line_error(proc, "missing.bin")
+    assert not (tmp_path / "x.npz").exists()
