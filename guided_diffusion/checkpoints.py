@@ -12,7 +12,7 @@ import re
 
 from torch import nn
 
-from . import dist_util
+from . import dist_util, shipped
 
 RELEASE_URL = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/"
 RELEASED_CHECKPOINTS = (
@@ -33,7 +33,13 @@ def download_hint(path: str) -> str:
     name = os.path.basename(path)
     if name in RELEASED_CHECKPOINTS:
         return f"download it from {RELEASE_URL}{name}"
-    return f"known released files: {', '.join(RELEASED_CHECKPOINTS)} (from {RELEASE_URL})"
+    return (f"known released files: {', '.join(RELEASED_CHECKPOINTS)} (from {RELEASE_URL}); "
+            f"shipped models: {', '.join(shipped.shipped_names()) or 'none'}")
+
+
+def resolve(path: str) -> str:
+    """A shipped model's name (``digits/cadm``) as its file; any other path unchanged."""
+    return str(shipped.checkpoint_path(path)) if shipped.is_shipped(path) else path
 
 
 def require_file(path: str, what: str = "checkpoint") -> None:
@@ -45,7 +51,9 @@ def require_file(path: str, what: str = "checkpoint") -> None:
 
 
 def load_checkpoint(model: nn.Module, path: str, what: str = "checkpoint") -> None:
-    """Load ``path`` into ``model`` (strict, ``weights_only=True``, read once per job)."""
+    """Load ``path`` (or a shipped model's name) into ``model`` (strict, ``weights_only=True``, read once
+    per job); float16 weights are cast to the model's precision."""
+    path = resolve(path)
     require_file(path, what)
     state_dict = dist_util.load_state_dict(path, map_location="cpu")
     check_state_dict(model, state_dict, path)

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import load_checkpoint
+from .checkpoints import load_checkpoint, resolve
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = (
@@ -227,13 +227,19 @@ class ClassifierExtractor(FeatureExtractor):
 
     ``pool`` is the input of the model's last Linear/Conv layer (its head):
     flattened when ``[N, C, 1, 1]``, token 0 when ``[N, C, T]`` (attention
-    pooling). Images are resized (bilinear, antialiased) to ``image_size``.
+    pooling). ``spatial`` (for sFID, as ADM's first channels of a mid-level
+    Inception map) is the middle block's map, average-pooled to 4x4, its first
+    ``ceil(D / 16)`` channels flattened, D the size of ``pool``; only for models
+    with a ``middle_block``. Images are resized (bilinear, antialiased) to ``image_size``.
     """
+
+    SPATIAL_GRID = 4
 
     def __init__(self, model: nn.Module, image_size: int, device: torch.device | str | None = None):
         super().__init__(model, device)
         self.image_size = image_size
         self._head = _last_linear(self.model)
+        self._middle = getattr(self.model, "middle_block", None)
 
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         x = images.permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -241,16 +247,25 @@ class ClassifierExtractor(FeatureExtractor):
             size = (self.image_size, self.image_size)
             x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         captured: list[torch.Tensor] = []
-        handle = self._head.register_forward_hook(lambda m, inp, out: captured.append(inp[0]))
+        middle: list[torch.Tensor] = []
+        handles = [self._head.register_forward_hook(lambda m, inp, out: captured.append(inp[0]))]
+        if self._middle is not None:
+            handles.append(self._middle.register_forward_hook(lambda m, inp, out: middle.append(out)))
         try:
             dtype = next(self.model.parameters()).dtype
             t = torch.zeros(len(x), dtype=torch.long, device=x.device)
             logits = self.model(x.to(dtype), t).float()
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
         pool = captured[-1].float()
         pool = pool[..., 0] if pool.ndim == 3 else pool.flatten(1)
-        return {"pool": pool, "logits": logits, "softmax": _softmax(logits)}
+        features = {"pool": pool, "logits": logits, "softmax": _softmax(logits)}
+        if middle:
+            grid = F.adaptive_avg_pool2d(middle[-1].float(), self.SPATIAL_GRID)
+            channels = -(-pool.shape[1] // self.SPATIAL_GRID**2)
+            features["spatial"] = grid[:, :channels].flatten(1)
+        return features
 
 
 def load_classifier(path: str | os.PathLike) -> tuple[nn.Module, int]:
@@ -259,7 +274,8 @@ def load_classifier(path: str | os.PathLike) -> tuple[nn.Module, int]:
     ``X.json`` holds ``{"flags": {...}}`` with ``classifier_defaults()``-style
     keys (``image_size``, ``classifier_width``, ...; also ``num_classes``,
     ``classifier_channel_mult`` where supported); missing keys take the
-    defaults. The model runs in float32 (``classifier_use_fp16`` is ignored).
+    defaults; a shipped model's name (``digits/features``) works too. The model
+    runs in float32 (``classifier_use_fp16`` is ignored).
     The weights are loaded with :func:`guided_diffusion.checkpoints.load_checkpoint`
     (``weights_only``; a :class:`~guided_diffusion.checkpoints.CheckpointError`
     for a missing ``X.pt`` or one that does not fit the flags). Returns the
@@ -269,7 +285,7 @@ def load_classifier(path: str | os.PathLike) -> tuple[nn.Module, int]:
 
     from guided_diffusion import script_util
 
-    path = Path(path)
+    path = Path(resolve(str(path)))
     flags_path = path.with_suffix(".json")
     if not flags_path.is_file():
         raise FileNotFoundError(f"need classifier checkpoint {path} and its flags file {flags_path}")

@@ -27,7 +27,7 @@ from .relevance import load_relevance
 from .sampling import to_uint8_nhwc
 from .seeding import SampleNoise
 
-GUIDANCES = ("vanilla", "prog", "uniform_ls", "ls", "eds", "prog_eds", "cfg")
+GUIDANCES = ("vanilla", "prog", "uniform_ls", "ls", "eds", "prog_eds", "cfg", "none")
 GUIDANCE_HELP = {
     "vanilla": "classifier guidance, s grad log p(y | x_t) (Dhariwal & Nichol)",
     "prog": "Progressive Guidance: s_T from the relevance matrix, moved toward one-hot with rate gamma (Eq. 4-5)",
@@ -36,6 +36,7 @@ GUIDANCE_HELP = {
     "eds": "vanilla guidance with the entropy-driven scale log(C) / H(p(y | x_t)) (Zheng et al. 2022)",
     "prog_eds": "ProG with the entropy-driven scale",
     "cfg": "classifier-free guidance (1 + w) eps(x, y) - w eps(x, null); no classifier",
+    "none": "no guidance (a class-conditional model still gets the labels)",
 }
 _CLASSIFIER_GUIDANCE = {
     "vanilla": ClassifierGuidance,
@@ -57,7 +58,7 @@ class GuidancePlan:
 
     @property
     def needs_classifier(self) -> bool:
-        return self.name != "cfg"
+        return self.name not in ("cfg", "none")
 
 
 def plan_guidance(name: str, num_classes: int, num_steps: int, gamma: float, reference_steps: int | None = None,
@@ -86,6 +87,8 @@ def build_guidance(plan: GuidancePlan, model: nn.Module, classifier: nn.Module |
     def denoiser(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return model(x, t, y if class_cond else None)
 
+    if plan.name == "none":
+        return denoiser, None
     return denoiser, _CLASSIFIER_GUIDANCE[plan.name](classifier, scale)
 
 

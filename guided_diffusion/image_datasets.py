@@ -242,10 +242,12 @@ def random_crop_arr(
 
 
 def load_superres_data(
-    data_dir: str, batch_size: int, large_size: int, small_size: int, class_cond: bool = False
+    data_dir: str, batch_size: int, large_size: int, small_size: int, class_cond: bool = False,
+    random_flip: bool = True,
 ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     """Batches of large images with their area-downsampled versions as ``low_res``."""
-    data = load_data(data_dir=data_dir, batch_size=batch_size, image_size=large_size, class_cond=class_cond)
+    data = load_data(data_dir=data_dir, batch_size=batch_size, image_size=large_size, class_cond=class_cond,
+                     random_flip=random_flip)
     for large_batch, model_kwargs in data:
         model_kwargs["low_res"] = F.interpolate(large_batch, small_size, mode="area")
         yield large_batch, model_kwargs

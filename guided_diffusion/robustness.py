@@ -6,7 +6,8 @@ Top-5 is reported too. :data:`PAPER_BANK` is the paper's bank of torchvision
 ImageNet classifiers (``IMAGENET1K_V1`` weights with their standard
 preprocessing); a bank entry that is a path is one of our own classifier
 checkpoints (``X.pt`` with flags in ``X.json``, see
-:func:`guided_diffusion.feature_extractors.load_classifier`).
+:func:`guided_diffusion.feature_extractors.load_classifier`) or a shipped one's
+name (``digits/bank1``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from .feature_extractors import ClassifierExtractor, FeatureExtractor, fetch_weights, load_classifier
+from .shipped import is_shipped
 
 PAPER_BANK = ("resnet34", "resnet50", "resnet152", "densenet169", "densenet201", "squeezenet1_0", "squeezenet1_1")
 TOP_K = 5
@@ -59,7 +61,7 @@ def build_bank(entries: list[str], pretrained: bool = True, device: torch.device
     """Bank from torchvision model names and paths of our classifier checkpoints."""
     members: dict[str, FeatureExtractor] = {}
     for entry in entries:
-        if Path(entry).suffix in (".pt", ".pth"):
+        if Path(entry).suffix in (".pt", ".pth") or is_shipped(entry):
             members[entry] = ClassifierExtractor(*load_classifier(entry), device)
         else:
             members[entry] = TorchvisionClassifier(entry, pretrained, device)

@@ -81,6 +81,13 @@ def model_and_diffusion_defaults() -> dict:
     )
 
 
+def classifier_sample_defaults() -> dict:
+    """Every flag of ``classifier_sample.py`` (the main job takes them all, with the same defaults)."""
+    return {**dict(clip_denoised=True, num_samples=10000, batch_size=16, use_ddim=False, model_path="",
+                   classifier_path="", classifier_scale=1.0, seed=0),
+            **model_and_diffusion_defaults(), **classifier_defaults()}
+
+
 def classifier_and_diffusion_defaults() -> dict:
     return {**classifier_defaults(), **diffusion_defaults()}
 
@@ -282,6 +289,43 @@ def create_gaussian_diffusion(
         loss_type=loss_type,
         rescale_timesteps=rescale_timesteps,
     )
+
+
+def seed_all(seed: int) -> None:
+    """Seed torch, numpy and random (DataLoader workers derive their seeds from torch's)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def explicit_flags(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> set[str]:
+    """The flags given on the command line ``argv`` (default: ``sys.argv``), not left at their defaults."""
+    saved = [(action, action.default) for action in parser._actions]
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        for action, default in saved:
+            action.default = default
+
+
+def apply_shipped_flags(args: argparse.Namespace, explicit: set[str], name: str, keys) -> None:
+    """For a shipped model ``name``, set the flags among ``keys`` that were not given to its manifest's values
+    (``flags``, then ``sample_flags``), so that ``--model_path digits/cadm`` alone builds the right network."""
+    from .shipped import is_shipped, manifest
+
+    if not is_shipped(name):
+        return
+    info = manifest(name)
+    for key, value in {**info["flags"], **info.get("sample_flags", {})}.items():
+        if key in keys and key not in explicit:
+            setattr(args, key, value)
 
 
 INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, CheckpointError)

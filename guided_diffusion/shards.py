@@ -71,9 +71,10 @@ def _write_streamed(f, array: StreamedArray, key: str) -> None:
         raise ValueError(f"{key}: {written} rows written for a shape of {array.shape}")
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def read_npz(path: str | os.PathLike, *keys: str) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of an ``.npz`` (all of them if none are named)."""
     with np.load(path, allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+        return {k: npz[k] for k in (keys or npz.files)}
 
 
 class ShardedRun:
@@ -111,8 +112,8 @@ class ShardedRun:
         self.shard_dir.mkdir(parents=True, exist_ok=True)
         write_npz(self.shard_path(batch), arrays)
 
-    def read(self, batch: int) -> dict[str, np.ndarray]:
-        return read_npz(self.shard_path(batch))
+    def read(self, batch: int, *keys: str) -> dict[str, np.ndarray]:
+        return read_npz(self.shard_path(batch), *keys)
 
     def check_args(self, args: Mapping[str, Any]) -> None:
         """Record ``args`` for a new run, or raise a ValueError naming the flags that differ from the recorded."""

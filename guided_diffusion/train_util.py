@@ -209,6 +209,8 @@ def training_defaults() -> dict:
         use_fp16=False,
         use_bf16=False,
         fp16_scale_growth=1e-3,
+        seed=0,
+        random_flip=True,
     )
 
 

@@ -12,17 +12,24 @@ from guided_diffusion.guidance import ClassifierGuidance
 from guided_diffusion.sampling import prepare, sample_images, save_samples
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
+    apply_shipped_flags,
     args_to_dict,
     classifier_defaults,
+    classifier_sample_defaults,
     create_classifier,
     create_model_and_diffusion,
+    explicit_flags,
     model_and_diffusion_defaults,
     run_main,
 )
 
 
 def main() -> None:
-    args = create_argparser().parse_args()
+    parser = create_argparser()
+    args = parser.parse_args()
+    explicit = explicit_flags(parser)
+    apply_shipped_flags(args, explicit, args.model_path, model_and_diffusion_defaults())
+    apply_shipped_flags(args, explicit, args.classifier_path, classifier_defaults())
     dist_util.setup_dist()
     logger.configure()
     torch.manual_seed(args.seed + dist_util.get_rank())
@@ -53,10 +60,7 @@ def main() -> None:
 
 
 def create_argparser() -> argparse.ArgumentParser:
-    defaults = dict(clip_denoised=True, num_samples=10000, batch_size=16, use_ddim=False, model_path="",
-                    classifier_path="", classifier_scale=1.0, seed=0)
-    defaults.update(model_and_diffusion_defaults())
-    defaults.update(classifier_defaults())
+    defaults = classifier_sample_defaults()
     parser = argparse.ArgumentParser(description=__doc__)
     add_dict_to_argparser(parser, defaults)
     return parser

@@ -11,6 +11,7 @@ from guided_diffusion.script_util import (
     classifier_and_diffusion_defaults,
     create_classifier_and_diffusion,
     run_main,
+    seed_all,
 )
 from guided_diffusion.train_util import ClassifierTrainLoop
 
@@ -20,6 +21,7 @@ def main() -> None:
 
     dist_util.setup_dist()
     logger.configure()
+    seed_all(args.seed + dist_util.get_rank())
 
     logger.log("creating model and diffusion...")
     model, diffusion = create_classifier_and_diffusion(
@@ -34,7 +36,8 @@ def main() -> None:
         batch_size=args.batch_size,
         image_size=args.image_size,
         class_cond=True,
-        random_crop=True,
+        random_crop=args.random_crop,
+        random_flip=args.random_flip,
     )
     val_data = None
     if args.val_data_dir:
@@ -43,6 +46,7 @@ def main() -> None:
             batch_size=args.batch_size,
             image_size=args.image_size,
             class_cond=True,
+            random_flip=args.random_flip,
         )
 
     logger.log("training classifier model...")
@@ -83,6 +87,9 @@ def create_argparser() -> argparse.ArgumentParser:
         "log_interval": 10,
         "eval_interval": 5,
         "save_interval": 10000,
+        "seed": 0,
+        "random_crop": True,
+        "random_flip": True,
     }
     defaults.update(classifier_and_diffusion_defaults())
     parser = argparse.ArgumentParser(description=__doc__)

@@ -10,15 +10,20 @@ from guided_diffusion import dist_util, logger
 from guided_diffusion.sampling import prepare, sample_images, save_samples
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
+    apply_shipped_flags,
     args_to_dict,
     create_model_and_diffusion,
+    explicit_flags,
     model_and_diffusion_defaults,
     run_main,
 )
 
 
 def main() -> None:
-    args = create_argparser().parse_args()
+    parser = create_argparser()
+    args = parser.parse_args()
+    explicit = explicit_flags(parser)
+    apply_shipped_flags(args, explicit, args.model_path, model_and_diffusion_defaults())
     dist_util.setup_dist()
     logger.configure()
     torch.manual_seed(args.seed + dist_util.get_rank())

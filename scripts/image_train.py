@@ -10,6 +10,7 @@ from guided_diffusion.script_util import (
     create_model_and_diffusion,
     model_and_diffusion_defaults,
     run_main,
+    seed_all,
 )
 from guided_diffusion.train_util import train_from_args, training_defaults
 
@@ -18,6 +19,7 @@ def main() -> None:
     args = create_argparser().parse_args()
     dist_util.setup_dist()
     logger.configure()
+    seed_all(args.seed + dist_util.get_rank())
 
     logger.log("creating model and diffusion...")
     model, diffusion = create_model_and_diffusion(**args_to_dict(args, model_and_diffusion_defaults().keys()))
@@ -25,7 +27,7 @@ def main() -> None:
 
     logger.log("creating data loader...")
     data = load_data(data_dir=args.data_dir, batch_size=args.batch_size, image_size=args.image_size,
-                     class_cond=args.class_cond)
+                     class_cond=args.class_cond, random_flip=args.random_flip)
 
     logger.log("training...")
     train_from_args(args, model, diffusion, data)

@@ -4,7 +4,9 @@
         --classifier_path 64x64_classifier.pt --model_path 64x64_diffusion.pt \\
         --num_samples 50000 --batch_size 256 --timestep_respacing 250
 
-Every flag of classifier_sample.py, plus --guidance, --gamma, --gamma_reference_steps, --relevance,
+Without --model_path it samples the shipped digits model (digits/cadm) with its classifier; a shipped
+model's name (digits/adm, digits/cadm, ...) sets every flag not given to the model's own. Every flag of
+classifier_sample.py, plus --guidance, --gamma, --gamma_reference_steps, --relevance,
 --label_set, --ls_eps, --cfg_scale, --classes, --save_trajectory and --eta. Sample i's label, x_T and
 step noise depend only on --seed and i, so any number of processes writes the same arrays. Finished
 batches are kept as shards in the output directory (OPENAI_LOGDIR); rerunning the same command resumes.
@@ -27,22 +29,31 @@ from guided_diffusion.relevance import CLASS_DESCRIPTIONS_DIR, load_descriptions
 from guided_diffusion.sampling import prepare
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
+    apply_shipped_flags,
     args_to_dict,
     classifier_defaults,
+    classifier_sample_defaults,
     create_classifier,
     create_model_and_diffusion,
+    explicit_flags,
     model_and_diffusion_defaults,
     run_main,
 )
 from guided_diffusion.seeding import SampleNoise, parse_classes, sample_labels
 from guided_diffusion.shards import ShardedRun, StreamedArray, write_npz
+from guided_diffusion.shipped import DEFAULT_MODEL
 
 LABEL_SETS = {1000: "imagenet1k", 10: "digits"}  # the default label set by classifier size
 GRID_IMAGES = 64
 
 
 def main() -> None:
-    args = create_argparser().parse_args()
+    parser = create_argparser()
+    args = parser.parse_args()
+    explicit = explicit_flags(parser)
+    args.model_path = args.model_path or DEFAULT_MODEL
+    apply_shipped_flags(args, explicit, args.model_path, vars(args))  # its flags, and its sampling defaults
+    apply_shipped_flags(args, explicit, args.classifier_path, classifier_defaults())
     dist_util.setup_dist()
     logger.configure()
     rank, world = dist_util.get_rank(), dist_util.get_world_size()
@@ -100,18 +111,20 @@ def merge(run: ShardedRun, args: argparse.Namespace, names: list[str]) -> None:
     if missing:
         raise ValueError(f"batches {missing[:10]} are missing from {run.shard_dir}; rerun the same command")
     size, n = args.image_size, args.num_samples
-    labels = np.concatenate([run.read(j)["labels"] for j in range(run.num_batches)])
+    labels = np.concatenate([run.read(j, "labels")["labels"] for j in range(run.num_batches)])
     arrays = {"arr_0": StreamedArray((n, size, size, 3), np.uint8,
-                                     (run.read(j)["images"] for j in range(run.num_batches))),
+                                     (run.read(j, "images")["images"] for j in range(run.num_batches))),
               "arr_1": labels}
     if args.save_trajectory:
-        parts = [run.read(j) for j in range(run.num_batches) if run.bounds(j)[0] < args.save_trajectory]
+        parts = [run.read(j, "trajectory_x0", "information_degree") for j in range(run.num_batches)
+                 if run.bounds(j)[0] < args.save_trajectory]
         arrays["trajectory_x0"] = np.concatenate([p["trajectory_x0"] for p in parts], axis=1)
         arrays["information_degree"] = np.concatenate([p["information_degree"] for p in parts], axis=1)
     stem = Path(run.dir) / f"samples_{n}x{size}x{size}x3"
     write_npz(f"{stem}.npz", arrays)
     logger.log(f"saved {stem}.npz")
-    first = np.concatenate([run.read(j)["images"] for j in range(-(-min(n, GRID_IMAGES) // args.batch_size))])
+    first = np.concatenate([run.read(j, "images")["images"]
+                            for j in range(-(-min(n, GRID_IMAGES) // args.batch_size))])
     Image.fromarray(image_grid(first[:GRID_IMAGES], 8)).save(f"{stem}.png")
     if args.save_trajectory:
         trajectory_figure(arrays["trajectory_x0"], arrays["information_degree"], labels[:args.save_trajectory],
@@ -129,10 +142,7 @@ def class_names(label_set: str, num_classes: int) -> list[str]:
 
 
 def create_argparser() -> argparse.ArgumentParser:
-    defaults = dict(clip_denoised=True, num_samples=10000, batch_size=16, use_ddim=False, model_path="",
-                    classifier_path="", classifier_scale=1.0, seed=0)
-    defaults.update(model_and_diffusion_defaults())
-    defaults.update(classifier_defaults())
+    defaults = classifier_sample_defaults()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dict_to_argparser(parser, defaults)
     parser.add_argument("--guidance", choices=GUIDANCES, default="prog",

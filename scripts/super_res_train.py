@@ -10,6 +10,7 @@ from guided_diffusion.script_util import (
     add_dict_to_argparser,
     args_to_dict,
     run_main,
+    seed_all,
     sr_create_model_and_diffusion,
     sr_model_and_diffusion_defaults,
 )
@@ -20,6 +21,7 @@ def main() -> None:
     args = create_argparser().parse_args()
     dist_util.setup_dist()
     logger.configure()
+    seed_all(args.seed + dist_util.get_rank())
 
     logger.log("creating model...")
     model, diffusion = sr_create_model_and_diffusion(**args_to_dict(args, sr_model_and_diffusion_defaults().keys()))
@@ -27,7 +29,7 @@ def main() -> None:
 
     logger.log("creating data loader...")
     data = load_superres_data(args.data_dir, args.batch_size, large_size=args.large_size,
-                              small_size=args.small_size, class_cond=args.class_cond)
+                              small_size=args.small_size, class_cond=args.class_cond, random_flip=args.random_flip)
 
     logger.log("training...")
     train_from_args(args, model, diffusion, data)

@@ -202,5 +202,13 @@ def test_own_classifier_checkpoint_as_extractor(tmp_path, pool):
         expected = model.eval()(x, torch.zeros(3, dtype=torch.long))
     np.testing.assert_allclose(out["logits"], expected.numpy(), rtol=1e-5, atol=1e-5)
     assert out["pool"].shape[0] == 3 and out["pool"].ndim == 2
+    captured = []
+    model.middle_block.register_forward_hook(lambda m, inp, o: captured.append(o))
+    with torch.no_grad():
+        model(x, torch.zeros(3, dtype=torch.long))
+    channels = -(-out["pool"].shape[1] // 16)
+    grid = torch.nn.functional.adaptive_avg_pool2d(captured[0], 4)[:, :channels]
+    np.testing.assert_allclose(out["spatial"], grid.flatten(1).numpy(), rtol=1e-5, atol=1e-6)
+    assert out["spatial"].shape == (3, 16 * channels)
     with pytest.raises(FileNotFoundError, match="flags file"):
         fe.load_classifier(tmp_path / "other.pt")

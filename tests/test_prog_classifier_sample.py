@@ -84,14 +84,14 @@ def test_output_format_and_saved_information_degree(tmp_path, checkpoints):
     assert json.loads((tmp_path / "run_args.json").read_text())["gamma"] == 0.3
 
 
-@pytest.mark.parametrize("guidance", ["vanilla", "uniform_ls", "ls", "eds", "prog_eds", "cfg"])
+@pytest.mark.parametrize("guidance", ["vanilla", "uniform_ls", "ls", "eds", "prog_eds", "cfg", "none"])
 def test_every_guidance_runs(tmp_path, checkpoints, guidance):
     sample(tmp_path, base_args(checkpoints, guidance=guidance, num_samples=2, save_trajectory=1,
                                use_ddim=guidance == "eds"))
     out = load(tmp_path / "samples_2x8x8x3.npz")
     assert out["arr_0"].shape == (2, 8, 8, 3)
     s = out["information_degree"][:, 0]
-    if guidance in ("vanilla", "eds", "cfg"):
+    if guidance in ("vanilla", "eds", "cfg", "none"):
         assert (s == np.eye(3)[out["arr_1"][0]]).all()
     elif guidance == "ls":
         assert np.allclose(s, s[0]) and s[0].max() == pytest.approx(0.9)

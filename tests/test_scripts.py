@@ -130,3 +130,16 @@ def test_build_relevance_from_descriptions_and_confusion(tmp_path, image_folder)
                       check=False)
     assert_one_line_error(proc, "missing.bin")
     assert not (tmp_path / "x.npz").exists()
+
+
+@pytest.mark.parametrize("name,args", [
+    ("image_train", ["--data_dir", "{images}", *MODEL, "--resume_checkpoint", "{tmp}/model000005.pt"]),
+    ("classifier_train", ["--data_dir", "{images}", "--image_size", 8, "--num_classes", 2, *CLASSIFIER,
+                          "--resume_checkpoint", "{tmp}/model000005.pt"]),
+    ("classifier_sample", [*MODEL, *CLASSIFIER, "--model_path", "{tmp}/model000005.pt"]),
+    ("super_res_sample", ["--model_path", "{tmp}/model000005.pt", "--base_samples", "{tmp}/none.npz"]),
+])
+def test_missing_checkpoint_is_one_line_in_every_script(tmp_path, image_folder, name, args):
+    args = [str(a).format(images=image_folder, tmp=tmp_path) for a in args]
+    proc = script(name, tmp_path / "out", *args, check=False)
+    assert_one_line_error(proc, f"{tmp_path}/")

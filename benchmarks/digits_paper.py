@@ -1,0 +1,361 @@
+"""The paper's experiments in miniature, on the shipped digit models (Tables 1, 2, 3, 5, 6 and Figure 4).
+
+    python benchmarks/digits_paper.py --quick      # 2 CPU cores, under 30 minutes
+    python benchmarks/digits_paper.py              # the full run (a GPU)
+
+Samples with the main job's library code (guided_diffusion.guided_sampling; sample i of a
+seed is class i mod 10, with its own noise), scores with the evaluator's code on the digit
+feature network (digits/features: FID, sFID, IS, precision, recall, density, coverage,
+per-class recall, against the 1,497 training images) and the robustness bank (digits/bank1-5:
+mean top-1 accuracy against the conditioning labels), and reports mean and standard deviation
+over the seeds. Writes results/digits/README.md (tables, plots, command, machine, time) and
+results/digits/results.json (every run's numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from guided_diffusion import metrics
+from guided_diffusion import script_util as su
+from guided_diffusion.checkpoints import load_checkpoint
+from guided_diffusion.digits import load_digits_split
+from guided_diffusion.feature_extractors import ClassifierExtractor, load_classifier
+from guided_diffusion.guided_sampling import GuidancePlan, build_guidance, sample_batch
+from guided_diffusion.information_degree import gamma_per_step, uniform_relevance
+from guided_diffusion.relevance import (
+    CLASS_DESCRIPTIONS_DIR,
+    classifier_confusion,
+    cosine_similarity,
+    create_encoder,
+    description_texts,
+    load_descriptions,
+    load_relevance,
+    relevance_from_confusion,
+    shape_relevance,
+    shipped_relevance,
+)
+from guided_diffusion.robustness import build_bank, robustness
+from guided_diffusion.seeding import SampleNoise, sample_labels
+from guided_diffusion.shipped import manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+BANK = [f"digits/bank{i}" for i in range(1, 6)]
+METRICS = ("fid", "sfid", "inception_score", "precision", "recall", "density", "coverage", "per_class_recall",
+           "robustness")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One sampling setting; ``relevance`` names where s_T comes from (see Lab.relevance)."""
+
+    model: str  # adm | cadm
+    guidance: str  # none | vanilla | prog | uniform_ls | ls | eds | prog_eds | cfg
+    scale: float = 1.0
+    gamma: float = 0.04
+    reference_steps: int | None = None  # gamma stated for this many steps
+    relevance: str = "text"
+    ls_eps: float = 0.1
+
+    def label(self) -> str:
+        name = {"adm": "ADM", "cadm": "CADM"}[self.model]
+        if self.guidance == "none":
+            return name
+        if self.guidance == "cfg":
+            return f"{name} + classifier-free (w={self.scale:g})"
+        parts = [f"{name}-G"]
+        if "eds" in self.guidance:
+            parts.append("EDS")
+        if "prog" in self.guidance:
+            parts.append("ProG")
+        if self.guidance in ("uniform_ls", "ls"):
+            parts.append("uniform LS" + (" (no schedule)" if self.guidance == "ls" else ""))
+        return " + ".join(parts) + f" (s={self.scale:g})"
+
+
+class Lab:
+    """Models, reference features and relevance matrices, loaded once; each run cached by setting and seed."""
+
+    def __init__(self, num_samples: int, steps: int, batch_size: int, device: torch.device):
+        self.num_samples, self.steps, self.batch_size, self.device = num_samples, steps, batch_size, device
+        self.models = {}
+        for name in ("adm", "cadm"):
+            info = manifest(f"digits/{name}")
+            flags = {**su.model_and_diffusion_defaults(), **info["flags"], "timestep_respacing": str(steps)}
+            model, diffusion = su.create_model_and_diffusion(**flags)
+            load_checkpoint(model, f"digits/{name}")
+            self.models[name] = (model.to(device).eval(), diffusion, flags["class_cond"])
+        info = manifest("digits/classifier")
+        self.classifier, self.noise_process = su.create_classifier_and_diffusion(
+            **{**su.classifier_and_diffusion_defaults(), **info["flags"]})
+        load_checkpoint(self.classifier, "digits/classifier")
+        self.classifier.to(device).eval()
+        self.features = ClassifierExtractor(*load_classifier("digits/features"), device)
+        self.bank = build_bank(BANK, device=device)
+        split = load_digits_split()
+        self.train_images, self.train_labels = split["train"]
+        self.reference = self.features.extract(self.train_images)
+        self.reference_stats = {k: metrics.feature_statistics(self.reference[k]) for k in ("pool", "spatial")}
+        self._relevance: dict[str, np.ndarray] = {}
+        self.cache: dict[tuple, dict] = {}
+
+    def relevance(self, source: str) -> np.ndarray:
+        """``text`` (shipped MiniLM matrix, the paper's shaping), ``text_top{k}``, ``text_T{temperature}``,
+        ``confusion`` (the guidance classifier's confusion profiles on the training images)."""
+        if source not in self._relevance:
+            if source == "text":
+                matrix = load_relevance(shipped_relevance("digits"), 10)
+            elif source.startswith("text_"):
+                entries = load_descriptions(CLASS_DESCRIPTIONS_DIR / "digits.json")
+                similarity = cosine_similarity(create_encoder("minilm").encode(description_texts(entries)))
+                option = source[len("text_"):]
+                matrix = shape_relevance(similarity, top_k=int(option[3:])) if option.startswith("top") else \
+                    shape_relevance(similarity, temperature=float(option[1:]))
+            elif source == "confusion":
+                x = torch.from_numpy(self.train_images).permute(0, 3, 1, 2).float() / 127.5 - 1
+                confusion = classifier_confusion(self.classifier, self.noise_process, x,
+                                                 torch.from_numpy(self.train_labels), 10,
+                                                 np.linspace(0, 999, 10).round().astype(int).tolist())
+                matrix = relevance_from_confusion(confusion)
+            else:
+                raise ValueError(f"unknown relevance source {source!r}")
+            self._relevance[source] = matrix
+        return self._relevance[source]
+
+    def plan(self, config: Config) -> GuidancePlan:
+        if config.guidance in ("prog", "prog_eds"):
+            gamma = gamma_per_step(config.gamma, self.steps, config.reference_steps)
+            return GuidancePlan(config.guidance, self.relevance(config.relevance), gamma)
+        if config.guidance in ("uniform_ls", "ls"):
+            gamma = 0.0 if config.guidance == "ls" else gamma_per_step(config.gamma, self.steps, config.reference_steps)
+            return GuidancePlan(config.guidance, uniform_relevance(10, config.ls_eps), gamma)
+        return GuidancePlan(config.guidance, np.eye(10), 1.0)
+
+    def sample(self, config: Config, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        model, diffusion, class_cond = self.models[config.model]
+        plan = self.plan(config)
+        denoiser, cond_fn = build_guidance(plan, model, self.classifier, config.scale, class_cond)
+        images, labels = [], []
+        for start in range(0, self.num_samples, self.batch_size):
+            indices = range(start, min(start + self.batch_size, self.num_samples))
+            out = sample_batch(diffusion, denoiser, cond_fn, plan, sample_labels("balanced", seed, indices, 10),
+                               SampleNoise(seed, indices, (3, 16, 16), self.device))
+            images.append(out["images"])
+            labels.append(out["labels"])
+        return np.concatenate(images), np.concatenate(labels)
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        features = self.features.extract(images)
+        result = {
+            "fid": metrics.frechet_distance(*metrics.feature_statistics(features["pool"]),
+                                            *self.reference_stats["pool"]),
+            "sfid": metrics.frechet_distance(*metrics.feature_statistics(features["spatial"]),
+                                             *self.reference_stats["spatial"]),
+            "inception_score": metrics.inception_score(features["softmax"], split_size=len(images)),
+        }
+        result["precision"], result["recall"] = metrics.precision_recall(self.reference["pool"], features["pool"], 3)
+        result["density"], result["coverage"] = metrics.density_coverage(self.reference["pool"], features["pool"])
+        result["per_class_recall"] = metrics.per_class_recall(self.reference["pool"], self.train_labels,
+                                                              features["pool"], labels, 3)
+        result["robustness"] = robustness(self.bank.extract(images), labels)["robustness"]
+        return {k: float(v) for k, v in result.items()}
+
+    def run(self, config: Config, seed: int) -> dict[str, float]:
+        key = (config, seed)
+        if key not in self.cache:
+            start = time.perf_counter()
+            result = self.evaluate(*self.sample(config, seed))
+            result["seconds"] = time.perf_counter() - start
+            self.cache[key] = result
+            print(f"  {config.label():<48} seed {seed}: FID {result['fid']:7.2f}  recall {result['recall']:.3f}  "
+                  f"robustness {result['robustness']:5.1f}  ({result['seconds']:.0f} s)", flush=True)
+        return self.cache[key]
+
+
+def summary(lab: Lab, config: Config, seeds: list[int]) -> dict[str, tuple[float, float]]:
+    runs = [lab.run(config, s) for s in seeds]
+    return {k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs]))) for k in METRICS}
+
+
+def fmt(value: tuple[float, float], digits: int = 2) -> str:
+    return f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
+
+
+COLUMNS = [("FID", "fid", 2), ("sFID", "sfid", 2), ("IS", "inception_score", 2), ("Prec", "precision", 3),
+           ("Rec", "recall", 3), ("Density", "density", 3), ("Coverage", "coverage", 3),
+           ("Per-class rec.", "per_class_recall", 3), ("Robustness", "robustness", 1)]
+
+
+def table(rows: list[tuple[str, dict]], columns=COLUMNS) -> str:
+    lines = ["| setting | " + " | ".join(c[0] for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, values in rows:
+        lines.append(f"| {name} | " + " | ".join(fmt(values[key], d) for _, key, d in columns) + " |")
+    return "\n".join(lines)
+
+
+def matched_pairs(sweep: dict[str, dict[float, dict]]) -> list[dict]:
+    """For each vanilla scale, the ProG scale whose mean FID is closest."""
+    pairs = []
+    for scale, vanilla in sweep["vanilla"].items():
+        prog_scale = min(sweep["prog"], key=lambda s: abs(sweep["prog"][s]["fid"][0] - vanilla["fid"][0]))
+        pairs.append({"vanilla_scale": scale, "prog_scale": prog_scale, "vanilla": vanilla,
+                      "prog": sweep["prog"][prog_scale]})
+    return pairs
+
+
+def figure4(sweeps: dict[str, dict[str, dict[float, dict]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(8, 6), squeeze=False)
+    for col, (model, sweep) in enumerate(sweeps.items()):
+        for row, (key, name) in enumerate((("fid", "FID"), ("recall", "Recall"))):
+            ax = axes[row, col]
+            for guidance, style in (("vanilla", "o-"), ("prog", "s-")):
+                scales = sorted(sweep[guidance])
+                mean = np.array([sweep[guidance][s][key][0] for s in scales])
+                std = np.array([sweep[guidance][s][key][1] for s in scales])
+                ax.errorbar(scales, mean, yerr=std, fmt=style, capsize=3,
+                            label="ProG" if guidance == "prog" else "vanilla")
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("guidance scale")
+            ax.set_ylabel(name)
+            ax.set_title(f"{model.upper()}-G: {name}")
+            ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer samples, steps and scales: 2 CPU cores, < 30 min")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--num_samples", type=int, default=None, help="per run (quick 200, full 1000)")
+    parser.add_argument("--steps", type=int, default=None, help="respaced DDPM steps (quick 25, full 250)")
+    parser.add_argument("--scale_adm", type=float, default=2.0, help="ADM-G's guidance scale in Tables 1, 3, 5, 6")
+    parser.add_argument("--scale_cadm", type=float, default=1.0, help="CADM-G's guidance scale in Tables 1-3")
+    parser.add_argument("--cfg_scale", type=float, default=1.0, help="w of classifier-free guidance")
+    parser.add_argument("--scales", default=None, help="the sweep of Figure 4 and Table 2 (quick 0.5,1,2,4)")
+    parser.add_argument("--batch_size", type=int, default=250)
+    parser.add_argument("--out", default=str(ROOT / "results" / "digits"))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    num_samples = args.num_samples or (200 if args.quick else 1000)
+    steps = args.steps or (25 if args.quick else 250)
+    scales = [float(s) for s in (args.scales or ("0.5,1,2,4" if args.quick else "0.25,0.5,1,2,4,8,16")).split(",")]
+    seeds = list(range(args.seeds))
+    started = time.perf_counter()
+    torch.manual_seed(0)
+    lab = Lab(num_samples, steps, args.batch_size, torch.device(args.device))
+
+    adm_g = Config("adm", "vanilla", args.scale_adm)
+    adm_prog = replace(adm_g, guidance="prog")
+    cadm_g = Config("cadm", "vanilla", args.scale_cadm)
+    cadm_prog = replace(cadm_g, guidance="prog")
+    table1 = [Config("adm", "none"), adm_g, adm_prog, Config("cadm", "none"), cadm_g, cadm_prog,
+              Config("cadm", "cfg", args.cfg_scale), replace(cadm_g, guidance="eds"),
+              replace(cadm_g, guidance="prog_eds")]
+    print("Table 1 and 3", flush=True)
+    t1 = [(c.label(), summary(lab, c, seeds)) for c in table1]
+
+    print("Figure 4 and Table 2: guidance scale", flush=True)
+    sweeps = {model: {g: {s: summary(lab, Config(model, g, s), seeds) for s in scales} for g in ("vanilla", "prog")}
+              for model in ("adm", "cadm")}
+    pairs = matched_pairs(sweeps["cadm"])
+    main_pair = min(pairs, key=lambda p: abs(p["vanilla_scale"] - args.scale_cadm))
+
+    print("Table 5: gamma", flush=True)
+    gammas = [0.0, 0.04, 0.06, 0.1, 0.2, 1.0]
+    t5 = {(g, ref): summary(lab, replace(adm_prog, gamma=g, reference_steps=ref), seeds)
+          for g in gammas for ref in (None, 250)}
+
+    print("Table 6: the initial information degree", flush=True)
+    t6_configs = [("text, MiniLM (paper's shaping)", adm_prog),
+                  ("text, MiniLM, top-3", replace(adm_prog, relevance="text_top3")),
+                  ("text, MiniLM, temperature 0.05", replace(adm_prog, relevance="text_T0.05")),
+                  ("classifier confusion", replace(adm_prog, relevance="confusion")),
+                  ("uniform LS (eps 0.1)", replace(adm_prog, guidance="uniform_ls")),
+                  ("LS without schedule (eps 0.1, gamma 0)", replace(adm_prog, guidance="ls")),
+                  ("vanilla (one-hot)", adm_g)]
+    t6 = [(name, summary(lab, c, seeds)) for name, c in t6_configs]
+    elapsed = time.perf_counter() - started
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    figure4(sweeps, out / "figure4.png")
+    command = "python benchmarks/digits_paper.py " + " ".join(sys.argv[1:])
+    machine = (torch.cuda.get_device_name() if args.device.startswith("cuda") else
+               f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
+    raw = {"command": command, "machine": machine, "seconds": elapsed, "num_samples": num_samples, "steps": steps,
+           "seeds": seeds, "runs": [{"config": asdict(c), "seed": s, **r} for (c, s), r in lab.cache.items()]}
+    (out / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
+    t2_rows = [(f"CADM-G, s={main_pair['vanilla_scale']:g}", main_pair["vanilla"]),
+               (f"CADM-G + ProG, s={main_pair['prog_scale']:g} (closest FID)", main_pair["prog"])]
+    t5_rows = [(f"gamma = {g:g} {'per step' if ref is None else f'for {ref} steps'}", t5[(g, ref)])
+               for g in gammas for ref in (None, 250)]
+    scale_rows = [(f"{m.upper()}-G{' + ProG' if g == 'prog' else ''}, s={s:g}", sweeps[m][g][s])
+                  for m in sweeps for g in ("vanilla", "prog") for s in scales]
+    report = f"""# The paper's experiments on the 8x8 digits
+
+Generated by `{command}` in {elapsed / 60:.1f} minutes on {machine}
+(torch {torch.__version__}). {num_samples} samples per run (class i mod 10), {steps} respaced DDPM
+steps, {len(seeds)} seeds; mean ± standard deviation over the seeds. Models: the shipped
+`digits/adm`, `digits/cadm` (label dropout 0.1) and `digits/classifier`. Metrics: the evaluator's
+code on the `digits/features` network against the 1,497 training images (FID on its 64-d pooled
+features, sFID on its 4x4 middle-block map, IS on its softmax, precision/recall/density/coverage with
+k = 3 and 5, per-class recall), and robustness: the mean top-1 accuracy (%) of `digits/bank1`-`bank5`
+against the conditioning label. Raw numbers: [results.json](results.json). What we make of them:
+[findings.md](findings.md).
+
+## Table 1 (and Table 3: EDS, classifier-free)
+
+ADM-G scale {args.scale_adm:g}, CADM-G scale {args.scale_cadm:g}, gamma 0.04 per step, s_T from the MiniLM
+relevance of the digits' descriptions (paper's shaping).
+
+{table(t1)}
+
+## Table 2: robustness at matched FID
+
+For CADM-G at scale {main_pair['vanilla_scale']:g}, the ProG scale of the sweep below whose FID is closest.
+
+{table(t2_rows)}
+
+All pairs: {", ".join(f"vanilla s={p['vanilla_scale']:g} (FID {p['vanilla']['fid'][0]:.2f}, robustness "
+                      f"{p['vanilla']['robustness'][0]:.1f}) vs ProG s={p['prog_scale']:g} (FID "
+                      f"{p['prog']['fid'][0]:.2f}, robustness {p['prog']['robustness'][0]:.1f})" for p in pairs)}.
+
+## Figure 4: FID and recall against the guidance scale
+
+![Figure 4](figure4.png)
+
+{table(scale_rows)}
+
+## Table 5: gamma (ADM-G + ProG, scale {args.scale_adm:g})
+
+"per step" is Eq. 5 applied with this gamma at each of the {steps} steps; "for 250 steps" converts it
+to 1 - (1 - gamma)^(250 / {steps}) per step, so that the schedule ends where 250 steps of gamma end.
+
+{table(t5_rows)}
+
+## Table 6: the initial information degree (ADM-G + ProG, scale {args.scale_adm:g}, gamma 0.04 per step)
+
+{table(t6)}
+"""
+    (out / "README.md").write_text(report)
+    print(f"wrote {out / 'README.md'} ({elapsed / 60:.1f} minutes)")
+
+
+if __name__ == "__main__":
+    main()
