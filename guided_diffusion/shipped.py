@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_MODEL = "digits/cadm"
+DEFAULT_MODEL = "digits/adm"
 DEFAULT_CLASSIFIER = "digits/classifier"
 EVAL_TIMESTEPS = (0, 100, 250, 500, 750, 999)  # where held-out metrics are taken
 

@@ -4,7 +4,7 @@
         --classifier_path 64x64_classifier.pt --model_path 64x64_diffusion.pt \\
         --num_samples 50000 --batch_size 256 --timestep_respacing 250
 
-Without --model_path it samples the shipped digits model (digits/cadm) with its classifier; a shipped
+Without --model_path it samples the shipped digits model (digits/adm) with its classifier; a shipped
 model's name (digits/adm, digits/cadm, ...) sets every flag not given to the model's own. Every flag of
 classifier_sample.py, plus --guidance, --gamma, --gamma_reference_steps, --relevance,
 --label_set, --ls_eps, --cfg_scale, --classes, --save_trajectory and --eta. Sample i's label, x_T and
@@ -125,7 +125,9 @@ def merge(run: ShardedRun, args: argparse.Namespace, names: list[str]) -> None:
     logger.log(f"saved {stem}.npz")
     first = np.concatenate([run.read(j, "images")["images"]
                             for j in range(-(-min(n, GRID_IMAGES) // args.batch_size))])
-    Image.fromarray(image_grid(first[:GRID_IMAGES], 8)).save(f"{stem}.png")
+    scale = max(1, 64 // size)  # small images are enlarged (nearest) to be seen
+    grid = image_grid(first[:GRID_IMAGES].repeat(scale, axis=1).repeat(scale, axis=2), 8)
+    Image.fromarray(grid).save(f"{stem}.png")
     if args.save_trajectory:
         trajectory_figure(arrays["trajectory_x0"], arrays["information_degree"], labels[:args.save_trajectory],
                           names, run.dir / "trajectory.png")
@@ -147,9 +149,10 @@ def create_argparser() -> argparse.ArgumentParser:
     add_dict_to_argparser(parser, defaults)
     parser.add_argument("--guidance", choices=GUIDANCES, default="prog",
                         help="; ".join(f"{k}: {v}" for k, v in GUIDANCE_HELP.items()))
-    parser.add_argument("--gamma", type=float, default=0.04, help="ProG's schedule rate (Eq. 5) per sampling step")
-    parser.add_argument("--gamma_reference_steps", type=int, default=0,
-                        help="read --gamma as the rate for this many steps, converted to the actual step count")
+    parser.add_argument("--gamma", type=float, default=0.04, help="ProG's schedule rate (Eq. 5)")
+    parser.add_argument("--gamma_reference_steps", type=int, default=250,
+                        help="read --gamma as the rate for this many steps (the paper's 250), converted to the actual "
+                             "step count; 0: per actual step")
     parser.add_argument("--relevance", default="", help=".npz whose key 'relevance' is a classes x classes matrix "
                         "(default: the shipped matrix of --label_set)")
     parser.add_argument("--label_set", default="", choices=("", "imagenet1k", "cifar10", "digits"),

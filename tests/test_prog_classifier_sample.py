@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from guided_diffusion import script_util as su
-from guided_diffusion.information_degree import InformationDegree
+from guided_diffusion.information_degree import InformationDegree, gamma_per_step
 
 from launch import ROOT, assert_one_line_error, mpiexec, run_python
 
@@ -74,7 +74,8 @@ def test_output_format_and_saved_information_degree(tmp_path, checkpoints):
     assert out["arr_1"].shape == (5,) and set(out["arr_1"].tolist()) <= {0, 1, 2}
     assert out["trajectory_x0"].dtype == np.uint8 and out["trajectory_x0"].shape == (4, 3, 8, 8, 3)
     assert out["information_degree"].dtype == np.float32 and out["information_degree"].shape == (4, 3, 3)
-    degree = InformationDegree.from_relevance(RELEVANCE, torch.as_tensor(out["arr_1"][:3]), 0.3)
+    gamma = gamma_per_step(0.3, 4, reference_steps=250)  # by default gamma is meant for 250 steps
+    degree = InformationDegree.from_relevance(RELEVANCE, torch.as_tensor(out["arr_1"][:3]), gamma)
     for k in range(4):
         np.testing.assert_allclose(out["information_degree"][k], degree.at(k).numpy(), atol=1e-7)
     last_x0 = out["trajectory_x0"][-1].astype(int)
@@ -82,6 +83,11 @@ def test_output_format_and_saved_information_degree(tmp_path, checkpoints):
     for name in ("samples_5x8x8x3.png", "trajectory.png", "run_args.json"):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "run_args.json").read_text())["gamma"] == 0.3
+
+    sample(tmp_path / "per_step", base_args(checkpoints, save_trajectory=1, gamma=0.3, gamma_reference_steps=0))
+    out = load(tmp_path / "per_step" / "samples_5x8x8x3.npz")
+    degree = InformationDegree.from_relevance(RELEVANCE, torch.as_tensor(out["arr_1"][:1]), 0.3)
+    np.testing.assert_allclose(out["information_degree"][3], degree.at(3).numpy(), atol=1e-7)
 
 
 @pytest.mark.parametrize("guidance", ["vanilla", "uniform_ls", "ls", "eds", "prog_eds", "cfg", "none"])

@@ -1,0 +1,85 @@
+"""The shipped digit models: they load by name, and their manifests' held-out metrics hold."""
+
+import numpy as np
+import pytest
+import torch
+
+from guided_diffusion import script_util as su
+from guided_diffusion import shipped
+from guided_diffusion.checkpoints import load_checkpoint, resolve
+from guided_diffusion.digits import load_digits_split
+
+from launch import run_python
+
+NAMES = ["digits/adm", "digits/cadm", "digits/classifier", "digits/features",
+         *[f"digits/bank{i}" for i in range(1, 6)]]
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return load_digits_split()["test"]
+
+
+def build(name):
+    info = shipped.manifest(name)
+    if info["kind"] == "diffusion":
+        return su.create_model_and_diffusion(**{**su.model_and_diffusion_defaults(), **info["flags"]})
+    return su.create_classifier_and_diffusion(**{**su.classifier_and_diffusion_defaults(), **info["flags"]})
+
+
+def test_every_model_is_shipped_with_a_manifest():
+    assert sorted(shipped.shipped_names()) == sorted(NAMES)
+    for name in NAMES:
+        info = shipped.manifest(name)
+        assert {"flags", "training", "held_out", "num_params"} <= set(info)
+        assert info["training"]["command"].startswith("scripts/") and info["training"]["seconds"] > 0
+        state = torch.load(shipped.checkpoint_path(name), weights_only=True)
+        assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+        assert sum(v.numel() for v in state.values()) == info["num_params"]
+    assert resolve("digits/cadm").endswith("models/digits/cadm.pt") and resolve("mine/cadm.pt") == "mine/cadm.pt"
+
+
+def test_training_data_is_what_the_models_saw(tmp_path):
+    from guided_diffusion.digits import write_digits
+
+    hashes = write_digits(tmp_path)
+    assert {shipped.manifest(n)["training"]["train_npz_sha256"] for n in NAMES} == {hashes["train"]}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_held_out_metrics_hold(name, held_out):
+    net, diffusion = build(name)
+    load_checkpoint(net, name)
+    info = shipped.manifest(name)
+    measured = shipped.held_out_metrics(info["kind"], net, diffusion, *held_out,
+                                        noised=info["flags"].get("noised", "accuracy_t100" in info["held_out"]))
+    assert measured.keys() == info["held_out"].keys()
+    for key, value in info["held_out"].items():  # to one image of 300, or 1 % of the error
+        tolerance = 1.01 / len(held_out[1]) if key.startswith("accuracy") else 0.01 * value
+        assert measured[key] == pytest.approx(value, abs=tolerance), key
+    if info["kind"] == "classifier":
+        assert info["held_out"]["accuracy"] > 0.9
+
+
+def test_shipped_classifier_guides_toward_the_label(held_out):
+    """Sanity: the guidance classifier is better than chance when the image is half noise."""
+    info = shipped.manifest("digits/classifier")
+    assert info["held_out"]["accuracy_t500"] > 0.5
+
+
+def test_main_job_without_model_flags(tmp_path):
+    run_python(["scripts/prog_classifier_sample.py", "--num_samples", "4", "--batch_size", "2",
+                "--timestep_respacing", "20"], env={"OPENAI_LOGDIR": str(tmp_path / "one")})
+    run_python(["scripts/prog_classifier_sample.py", "--num_samples", "4", "--batch_size", "2",
+                "--timestep_respacing", "20"], nproc=2, env={"OPENAI_LOGDIR": str(tmp_path / "two")})
+    one, two = (np.load(tmp_path / d / "samples_4x16x16x3.npz") for d in ("one", "two"))
+    assert np.array_equal(one["arr_0"], two["arr_0"]) and np.array_equal(one["arr_1"], two["arr_1"])
+    assert (tmp_path / "one" / "samples_4x16x16x3.png").is_file()
+    args = (tmp_path / "one" / "run_args.json").read_text()
+    assert '"model_path": "digits/adm"' in args and '"classifier_path": "digits/classifier"' in args
+
+
+def test_shipped_name_sets_the_flags_of_adm_scripts(tmp_path):
+    run_python(["scripts/image_sample.py", "--model_path", "digits/adm", "--num_samples", "2", "--batch_size", "2",
+                "--timestep_respacing", "5"], env={"OPENAI_LOGDIR": str(tmp_path)})
+    assert np.load(tmp_path / "samples_2x16x16x3.npz")["arr_0"].shape == (2, 16, 16, 3)
