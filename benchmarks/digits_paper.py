@@ -317,7 +317,8 @@ code on the `digits/features` network against the 1,497 training images (FID on 
 features, sFID on its 4x4 middle-block map, IS on its softmax, precision/recall/density/coverage with
 k = 3 and 5, per-class recall), and robustness: the mean top-1 accuracy (%) of `digits/bank1`-`bank5`
 against the conditioning label. Raw numbers: [results.json](results.json). What we make of them:
-[findings.md](findings.md).
+[findings.md](findings.md). To check a rerun (`--out DIR`) against these numbers:
+`python benchmarks/compare_digits.py results/digits/results.json DIR/results.json`.
 
 ## Table 1 (and Table 3: EDS, classifier-free)
 

@@ -2,7 +2,7 @@
 
 import json
 
-from launch import run_python
+from launch import ROOT, run_python
 
 
 def test_every_table_is_written(tmp_path):
@@ -22,3 +22,18 @@ def test_every_table_is_written(tmp_path):
     assert all(0 <= r["robustness"] <= 100 and r["fid"] >= 0 for r in runs)
     configs = {json.dumps(r["config"], sort_keys=True) for r in runs}
     assert len(runs) == 2 * len(configs)  # every setting once per seed, shared between tables
+
+
+def test_compare_digits_flags_a_rerun_outside_the_spread(tmp_path):
+    shipped = ROOT / "results" / "digits" / "results.json"
+    same = run_python(["benchmarks/compare_digits.py", str(shipped), str(shipped)])
+    assert "all within the spread" in same.stdout
+    raw = json.loads(shipped.read_text())
+    moved = next(r for r in raw["runs"] if r["config"]["guidance"] == "prog" and r["seed"] == 0)
+    moved["fid"] += 100.0
+    rerun = tmp_path / "results.json"
+    rerun.write_text(json.dumps(raw))
+    proc = run_python(["benchmarks/compare_digits.py", str(shipped), str(rerun)], check=False)
+    assert proc.returncode == 1
+    assert json.dumps(moved["config"], sort_keys=True) + " fid:" in proc.stdout
+    assert "1 outside the spread" in proc.stdout

@@ -88,3 +88,15 @@ def test_compare_prints_paper_beside_ours(tmp_path):
     lines = out.splitlines()
     assert lines[2].split() == ["paper", "46.88", "5.16", "6.72", "-", "-"]
     assert lines[3].split() == ["ours", "40.00", "6.00", "7.00", "0.70", "0.50"]
+
+
+def test_compare_adds_robustness_when_measured(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps({"inception_score": 40.0, "fid": 6.0, "sfid": 7.0,
+                                                       "precision": 0.7, "recall": 0.5}))
+    (tmp_path / "robustness.json").write_text(json.dumps({"robustness": 81.5}))
+    compare = [sys.executable, str(ROOT / "scripts" / "reproduce" / "compare.py"), str(tmp_path)]
+    full = subprocess.run([*compare, "--paper", "1", "2"], capture_output=True, text=True, check=True).stdout
+    assert full.splitlines()[3].split()[-1] == "81.50"
+    table2 = subprocess.run([*compare, "--paper", "79.65", "4.58", "--robustness"], capture_output=True, text=True,
+                            check=True).stdout
+    assert table2.splitlines()[3].split() == ["ours", "81.50", "6.00"]

@@ -5,7 +5,8 @@
 #   MODEL          checkpoint file name under $MODELS; MODEL_FLAGS its flags (the ADM README's)
 #   CLASSIFIER     classifier file name ("" for none); CLASSIFIER_FLAGS
 #   GUIDANCE       flags of scripts/prog_classifier_sample.py (--guidance, --classifier_scale, --gamma, ...)
-#   PAPER          the paper's numbers, "IS FID sFID Prec Rec" (or "Robustness FID" with ROBUSTNESS=1)
+#   PAPER          the paper's numbers, "IS FID sFID Prec Rec" (or "Robustness FID" with ROBUSTNESS=1);
+#                  robustness is measured for every row whose samples have meaningful labels
 #   NOT_RELEASED   set when ADM released no such checkpoint: how to make one
 # and calls `reproduce`. Environment: MODELS (default ./models), REF_BATCHES (./ref_batches),
 # OUT (./runs/reproduce), GPUS (8), BATCH, NUM_SAMPLES (50000); DRY_RUN=1 prints the sampling
@@ -53,8 +54,9 @@ reproduce() {
   OPENAI_LOGDIR="$dir" mpiexec -n "$GPUS" $(sample_command)    # resumes if killed: rerun the script
   local samples; samples="$(ls "$dir"/samples_*.npz)"
   python "$ROOT/evaluations/evaluator.py" "$ref" "$samples" --json "$dir/metrics.json"
-  if [ -n "${ROBUSTNESS:-}" ]; then
-    python "$ROOT/evaluations/robustness.py" "$samples" --json "$dir/robustness.json"
-  fi
+  case "$MODEL_FLAGS $GUIDANCE" in  # robustness needs labels that the samples were drawn for
+    *"--class_cond False"*"--guidance none"*) ;;
+    *) python "$ROOT/evaluations/robustness.py" "$samples" --json "$dir/robustness.json" ;;
+  esac
   python "$ROOT/scripts/reproduce/compare.py" "$dir" --title "$TITLE" --paper $PAPER ${ROBUSTNESS:+--robustness}
 }

@@ -20,9 +20,12 @@ def main() -> None:
     run = Path(args.run_dir)
     metrics = json.loads((run / "metrics.json").read_text())
     columns = COLUMNS
-    if args.robustness:
+    if (run / "robustness.json").is_file():
         metrics["robustness"] = json.loads((run / "robustness.json").read_text())["robustness"]
-        columns = [("Robustness", "robustness"), ("FID", "fid")]
+        columns = [("Robustness", "robustness"), ("FID", "fid")] if args.robustness else \
+            [*COLUMNS, ("Robustness", "robustness")]
+    elif args.robustness:
+        raise SystemExit(f"error: {run / 'robustness.json'} is missing")
     if len(args.paper) > len(columns):
         raise SystemExit(f"error: --paper takes at most {len(columns)} numbers ({' '.join(c for c, _ in columns)})")
     paper = [f"{value:>12.2f}" for value in args.paper] + [f"{'-':>12}"] * (len(columns) - len(args.paper))

@@ -1,0 +1,67 @@
+"""Does a rerun of digits_paper.py reproduce the shipped numbers within the reported spread?
+
+    python benchmarks/digits_paper.py --quick --out /tmp/rerun
+    python benchmarks/compare_digits.py results/digits/results.json /tmp/rerun/results.json
+
+For every setting present in both files and every metric, the means over seeds must differ by at
+most the shipped standard deviation over seeds, the spread the results report (plus 1e-6
+relative, for settings whose spread is 0). Prints one line per setting and metric that does not
+and exits 1 if any; settings in only one of the files are listed and not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+METRICS = ("fid", "sfid", "inception_score", "precision", "recall", "density", "coverage", "per_class_recall",
+           "robustness")
+
+
+def summarise(path: Path) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{setting: {metric: (mean, std over seeds)}}`` of a digits_paper.py results.json."""
+    runs = defaultdict(list)
+    for run in json.loads(path.read_text())["runs"]:
+        runs[json.dumps(run["config"], sort_keys=True)].append(run)
+    return {setting: {m: (float(np.mean([r[m] for r in rs])), float(np.std([r[m] for r in rs]))) for m in METRICS}
+            for setting, rs in runs.items()}
+
+
+def differences(shipped: dict, rerun: dict) -> list[str]:
+    """One line per (setting, metric) of both whose means differ by more than the spread."""
+    lines = []
+    for setting in sorted(shipped.keys() & rerun.keys()):
+        for metric in METRICS:
+            (old, old_std), (new, new_std) = shipped[setting][metric], rerun[setting][metric]
+            spread = old_std + 1e-6 * max(1.0, abs(old))
+            if abs(new - old) > spread:
+                lines.append(f"{setting} {metric}: shipped {old:.4f} ± {old_std:.4f}, rerun {new:.4f} ± {new_std:.4f}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("shipped", type=Path)
+    parser.add_argument("rerun", type=Path)
+    args = parser.parse_args()
+    shipped, rerun = summarise(args.shipped), summarise(args.rerun)
+    for only, name in ((shipped.keys() - rerun.keys(), args.shipped), (rerun.keys() - shipped.keys(), args.rerun)):
+        for setting in sorted(only):
+            print(f"only in {name}: {setting}")
+    common = shipped.keys() & rerun.keys()
+    if not common:
+        sys.exit("error: the two files share no setting")
+    lines = differences(shipped, rerun)
+    print("\n".join(lines))
+    print(f"{len(common)} settings x {len(METRICS)} metrics compared: "
+          f"{'all within the spread' if not lines else f'{len(lines)} outside the spread'}")
+    sys.exit(1 if lines else 0)
+
+
+if __name__ == "__main__":
+    main()
