@@ -7,8 +7,12 @@ setup(
     name="guided-diffusion",
     version="0.1.0",
     description="ADM-compatible diffusion models with classifier guidance and Progressive Guidance (ProG)",
-    packages=find_packages(include=["guided_diffusion", "guided_diffusion.*"]),
-    package_data={"guided_diffusion": ["models/*/*.pt", "models/*/*.json"]},
+    # class_descriptions/ also goes inside the package, where installed (non-editable) copies look for it
+    packages=[*find_packages(include=["guided_diffusion", "guided_diffusion.*"]),
+              "guided_diffusion.class_descriptions"],
+    package_dir={"guided_diffusion.class_descriptions": "class_descriptions"},
+    package_data={"guided_diffusion": ["models/*/*.pt", "models/*/*.json"],
+                  "guided_diffusion.class_descriptions": ["*.json", "*.npz"]},
     python_requires=">=3.10",
     install_requires=[
         "torch",

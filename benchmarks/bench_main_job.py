@@ -1,9 +1,9 @@
 """Wall time per sample of the main job against ADM's classifier_sample.py, on the same tiny model.
 
-Both scripts run as subprocesses with the same model, classifier, flags and
-vanilla guidance, alternately (so drifts in machine load hit both alike); the
-main job also writes its shards, merges them and draws its grid, and draws
-per-sample noise. The median over repeats is reported, with the ratio.
+Both scripts run as subprocesses with the same model, classifier, flags and vanilla
+guidance, alternately and in an order swapped every repeat (so drifts in machine load and
+order effects hit both alike); the main job also writes its shards, merges them and draws
+its grid, and draws per-sample noise. The median over repeats is reported, with the ratio.
 
     python benchmarks/bench_main_job.py
     python benchmarks/bench_main_job.py --num_samples 256 --batch_size 64 --repeats 5
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--num_samples", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -58,8 +58,10 @@ def main() -> None:
                                                             "--guidance", "vanilla"],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
+        names = list(commands)
         for r in range(args.repeats):
-            for name, command in commands.items():
+            for name in names[r % 2:] + names[:r % 2]:  # each script goes first in every other repeat
+                command = commands[name]
                 env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_LOGDIR": str(tmp / f"out{r}_{len(times[name])}"
                                                                                   f"_{name.split('.')[0]}")}
                 start = time.perf_counter()

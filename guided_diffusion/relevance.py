@@ -45,7 +45,9 @@ from torch import nn
 
 from .information_degree import check_relevance
 
-CLASS_DESCRIPTIONS_DIR = Path(__file__).resolve().parents[1] / "class_descriptions"
+# the checkout's class_descriptions/, else the copy that `pip install .` puts inside the package
+_CHECKOUT = Path(__file__).resolve().parents[1] / "class_descriptions"
+CLASS_DESCRIPTIONS_DIR = _CHECKOUT if _CHECKOUT.is_dir() else Path(__file__).resolve().parent / "class_descriptions"
 DEFAULT_ENCODER = "minilm"
 
 
