@@ -28,5 +28,5 @@ setup(
         "matplotlib",
         "scikit-learn",
     ],
-    extras_require={"text": TEXT, "dev": ["pytest", "ruff", *TEXT]},
+    extras_require={"text": TEXT, "dev": ["pytest", "ruff", "setuptools", *TEXT]},  # setuptools: the wheel test
 )

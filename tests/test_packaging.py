@@ -18,7 +18,7 @@ def test_installed_copy_finds_shipped_data(tmp_path):
     wheel = next((tmp_path / "dist").glob("*.whl"))
     subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
                    check=True, capture_output=True, cwd=tmp_path)
-    probe = ("import guided_diffusion, numpy as np\n"
+    probe = ("import guided_diffusion\n"
              "from guided_diffusion.relevance import load_descriptions, load_relevance, shipped_relevance\n"
              "from guided_diffusion.relevance import CLASS_DESCRIPTIONS_DIR\n"
              "from guided_diffusion.shipped import shipped_names\n"
