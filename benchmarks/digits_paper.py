@@ -35,13 +35,11 @@ from guided_diffusion.information_degree import gamma_per_step, uniform_relevanc
 from guided_diffusion.relevance import (
     CLASS_DESCRIPTIONS_DIR,
     classifier_confusion,
-    cosine_similarity,
     create_encoder,
-    description_texts,
     load_descriptions,
     load_relevance,
     relevance_from_confusion,
-    shape_relevance,
+    relevance_from_descriptions,
     shipped_relevance,
 )
 from guided_diffusion.robustness import build_bank, robustness
@@ -115,11 +113,10 @@ class Lab:
             if source == "text":
                 matrix = load_relevance(shipped_relevance("digits"), 10)
             elif source.startswith("text_"):
-                entries = load_descriptions(CLASS_DESCRIPTIONS_DIR / "digits.json")
-                similarity = cosine_similarity(create_encoder("minilm").encode(description_texts(entries)))
                 option = source[len("text_"):]
-                matrix = shape_relevance(similarity, top_k=int(option[3:])) if option.startswith("top") else \
-                    shape_relevance(similarity, temperature=float(option[1:]))
+                shaping = {"top_k": int(option[3:])} if option.startswith("top") else {"temperature": float(option[1:])}
+                matrix = relevance_from_descriptions(load_descriptions(CLASS_DESCRIPTIONS_DIR / "digits.json"),
+                                                     create_encoder("minilm"), **shaping)
             elif source == "confusion":
                 x = torch.from_numpy(self.train_images).permute(0, 3, 1, 2).float() / 127.5 - 1
                 confusion = classifier_confusion(self.classifier, self.noise_process, x,

@@ -19,13 +19,12 @@ from torch import nn
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = "digits/adm"
-DEFAULT_CLASSIFIER = "digits/classifier"
 EVAL_TIMESTEPS = (0, 100, 250, 500, 750, 999)  # where held-out metrics are taken
 
 
 def is_shipped(name: str) -> bool:
     """Whether ``name`` is a shipped model's name (not a path of the user's)."""
-    return bool(name) and not name.endswith(".pt") and (MODELS_DIR / f"{name}.pt").is_file()
+    return bool(name) and not name.endswith(".pt") and checkpoint_path(name).is_file()
 
 
 def shipped_names() -> list[str]:
