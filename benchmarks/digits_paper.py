@@ -15,188 +15,15 @@ results/digits/results.json (every run's numbers).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from guided_diffusion import metrics
-from guided_diffusion import script_util as su
-from guided_diffusion.checkpoints import load_checkpoint
-from guided_diffusion.digits import load_digits_split
-from guided_diffusion.feature_extractors import ClassifierExtractor, load_classifier
-from guided_diffusion.guided_sampling import GuidancePlan, build_guidance, sample_batch
-from guided_diffusion.information_degree import gamma_per_step, uniform_relevance
-from guided_diffusion.relevance import (
-    CLASS_DESCRIPTIONS_DIR,
-    classifier_confusion,
-    create_encoder,
-    load_descriptions,
-    load_relevance,
-    relevance_from_confusion,
-    relevance_from_descriptions,
-    shipped_relevance,
-)
-from guided_diffusion.robustness import build_bank, robustness
-from guided_diffusion.seeding import SampleNoise, sample_labels
-from guided_diffusion.shipped import manifest
-
-ROOT = Path(__file__).resolve().parents[1]
-BANK = [f"digits/bank{i}" for i in range(1, 6)]
-METRICS = ("fid", "sfid", "inception_score", "precision", "recall", "density", "coverage", "per_class_recall",
-           "robustness")
-
-
-@dataclass(frozen=True)
-class Config:
-    """One sampling setting; ``relevance`` names where s_T comes from (see Lab.relevance)."""
-
-    model: str  # adm | cadm
-    guidance: str  # none | vanilla | prog | uniform_ls | ls | eds | prog_eds | cfg
-    scale: float = 1.0
-    gamma: float = 0.04
-    reference_steps: int | None = 250  # gamma stated for this many steps (None: per actual step)
-    relevance: str = "text"
-    ls_eps: float = 0.1
-
-    def label(self) -> str:
-        name = {"adm": "ADM", "cadm": "CADM"}[self.model]
-        if self.guidance == "none":
-            return name
-        if self.guidance == "cfg":
-            return f"{name} + classifier-free (w={self.scale:g})"
-        parts = [f"{name}-G"]
-        if "eds" in self.guidance:
-            parts.append("EDS")
-        if "prog" in self.guidance:
-            parts.append("ProG")
-        if self.guidance in ("uniform_ls", "ls"):
-            parts.append("uniform LS" + (" (no schedule)" if self.guidance == "ls" else ""))
-        return " + ".join(parts) + f" (s={self.scale:g})"
-
-
-class Lab:
-    """Models, reference features and relevance matrices, loaded once; each run cached by setting and seed."""
-
-    def __init__(self, num_samples: int, steps: int, batch_size: int, device: torch.device):
-        self.num_samples, self.steps, self.batch_size, self.device = num_samples, steps, batch_size, device
-        self.models = {}
-        for name in ("adm", "cadm"):
-            info = manifest(f"digits/{name}")
-            flags = {**su.model_and_diffusion_defaults(), **info["flags"], "timestep_respacing": str(steps)}
-            model, diffusion = su.create_model_and_diffusion(**flags)
-            load_checkpoint(model, f"digits/{name}")
-            self.models[name] = (model.to(device).eval(), diffusion, flags["class_cond"])
-        info = manifest("digits/classifier")
-        self.classifier, self.noise_process = su.create_classifier_and_diffusion(
-            **{**su.classifier_and_diffusion_defaults(), **info["flags"]})
-        load_checkpoint(self.classifier, "digits/classifier")
-        self.classifier.to(device).eval()
-        self.features = ClassifierExtractor(*load_classifier("digits/features"), device)
-        self.bank = build_bank(BANK, device=device)
-        split = load_digits_split()
-        self.train_images, self.train_labels = split["train"]
-        self.reference = self.features.extract(self.train_images)
-        self.reference_stats = {k: metrics.feature_statistics(self.reference[k]) for k in ("pool", "spatial")}
-        self._relevance: dict[str, np.ndarray] = {}
-        self.cache: dict[tuple, dict] = {}
-
-    def relevance(self, source: str) -> np.ndarray:
-        """``text`` (shipped MiniLM matrix, the paper's shaping), ``text_top{k}``, ``text_T{temperature}``,
-        ``confusion`` (the guidance classifier's confusion profiles on the training images)."""
-        if source not in self._relevance:
-            if source == "text":
-                matrix = load_relevance(shipped_relevance("digits"), 10)
-            elif source.startswith("text_"):
-                option = source[len("text_"):]
-                shaping = {"top_k": int(option[3:])} if option.startswith("top") else {"temperature": float(option[1:])}
-                matrix = relevance_from_descriptions(load_descriptions(CLASS_DESCRIPTIONS_DIR / "digits.json"),
-                                                     create_encoder("minilm"), **shaping)
-            elif source == "confusion":
-                x = torch.from_numpy(self.train_images).permute(0, 3, 1, 2).float() / 127.5 - 1
-                confusion = classifier_confusion(self.classifier, self.noise_process, x,
-                                                 torch.from_numpy(self.train_labels), 10,
-                                                 np.linspace(0, 999, 10).round().astype(int).tolist())
-                matrix = relevance_from_confusion(confusion)
-            else:
-                raise ValueError(f"unknown relevance source {source!r}")
-            self._relevance[source] = matrix
-        return self._relevance[source]
-
-    def plan(self, config: Config) -> GuidancePlan:
-        if config.guidance in ("prog", "prog_eds"):
-            gamma = gamma_per_step(config.gamma, self.steps, config.reference_steps)
-            return GuidancePlan(config.guidance, self.relevance(config.relevance), gamma)
-        if config.guidance in ("uniform_ls", "ls"):
-            gamma = 0.0 if config.guidance == "ls" else gamma_per_step(config.gamma, self.steps, config.reference_steps)
-            return GuidancePlan(config.guidance, uniform_relevance(10, config.ls_eps), gamma)
-        return GuidancePlan(config.guidance, np.eye(10), 1.0)
-
-    def sample(self, config: Config, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        model, diffusion, class_cond = self.models[config.model]
-        plan = self.plan(config)
-        denoiser, cond_fn = build_guidance(plan, model, self.classifier, config.scale, class_cond)
-        images, labels = [], []
-        for start in range(0, self.num_samples, self.batch_size):
-            indices = range(start, min(start + self.batch_size, self.num_samples))
-            out = sample_batch(diffusion, denoiser, cond_fn, plan, sample_labels("balanced", seed, indices, 10),
-                               SampleNoise(seed, indices, (3, 16, 16), self.device))
-            images.append(out["images"])
-            labels.append(out["labels"])
-        return np.concatenate(images), np.concatenate(labels)
-
-    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-        features = self.features.extract(images)
-        result = {
-            "fid": metrics.frechet_distance(*metrics.feature_statistics(features["pool"]),
-                                            *self.reference_stats["pool"]),
-            "sfid": metrics.frechet_distance(*metrics.feature_statistics(features["spatial"]),
-                                             *self.reference_stats["spatial"]),
-            "inception_score": metrics.inception_score(features["softmax"], split_size=len(images)),
-        }
-        result["precision"], result["recall"] = metrics.precision_recall(self.reference["pool"], features["pool"], 3)
-        result["density"], result["coverage"] = metrics.density_coverage(self.reference["pool"], features["pool"])
-        result["per_class_recall"] = metrics.per_class_recall(self.reference["pool"], self.train_labels,
-                                                              features["pool"], labels, 3)
-        result["robustness"] = robustness(self.bank.extract(images), labels)["robustness"]
-        return {k: float(v) for k, v in result.items()}
-
-    def run(self, config: Config, seed: int) -> dict[str, float]:
-        key = (config, seed)
-        if key not in self.cache:
-            start = time.perf_counter()
-            result = self.evaluate(*self.sample(config, seed))
-            result["seconds"] = time.perf_counter() - start
-            self.cache[key] = result
-            print(f"  {config.label():<48} seed {seed}: FID {result['fid']:7.2f}  recall {result['recall']:.3f}  "
-                  f"robustness {result['robustness']:5.1f}  ({result['seconds']:.0f} s)", flush=True)
-        return self.cache[key]
-
-
-def summary(lab: Lab, config: Config, seeds: list[int]) -> dict[str, tuple[float, float]]:
-    runs = [lab.run(config, s) for s in seeds]
-    return {k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs]))) for k in METRICS}
-
-
-def fmt(value: tuple[float, float], digits: int = 2) -> str:
-    return f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
-
-
-COLUMNS = [("FID", "fid", 2), ("sFID", "sfid", 2), ("IS", "inception_score", 2), ("Prec", "precision", 3),
-           ("Rec", "recall", 3), ("Density", "density", 3), ("Coverage", "coverage", 3),
-           ("Per-class rec.", "per_class_recall", 3), ("Robustness", "robustness", 1)]
-
-
-def table(rows: list[tuple[str, dict]], columns=COLUMNS) -> str:
-    lines = ["| setting | " + " | ".join(c[0] for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for name, values in rows:
-        lines.append(f"| {name} | " + " | ".join(fmt(values[key], d) for _, key, d in columns) + " |")
-    return "\n".join(lines)
+from digits_lab import ROOT, Config, Lab, summary, table, write_json
 
 
 def matched_pairs(sweep: dict[str, dict[float, dict]]) -> list[dict]:
@@ -293,11 +120,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     figure4(sweeps, out / "figure4.png")
     command = "python benchmarks/digits_paper.py " + " ".join(sys.argv[1:])
-    machine = (torch.cuda.get_device_name() if args.device.startswith("cuda") else
-               f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
-    raw = {"command": command, "machine": machine, "seconds": elapsed, "num_samples": num_samples, "steps": steps,
-           "seeds": seeds, "runs": [{"config": asdict(c), "seed": s, **r} for (c, s), r in lab.cache.items()]}
-    (out / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
+    raw = lab.raw(command, elapsed, seeds=seeds)
+    machine = raw["machine"]
+    write_json(out / "results.json", raw)
     t2_rows = [(f"CADM-G, s={main_pair['vanilla_scale']:g}", main_pair["vanilla"]),
                (f"CADM-G + ProG, s={main_pair['prog_scale']:g} (closest FID)", main_pair["prog"])]
     t5_rows = [(f"gamma = {g:g} {'per step' if ref is None else f'for {ref} steps'}", t5[(g, ref)])

@@ -238,7 +238,7 @@ class ClassifierExtractor(FeatureExtractor):
     def __init__(self, model: nn.Module, image_size: int, device: torch.device | str | None = None):
         super().__init__(model, device)
         self.image_size = image_size
-        self._head = _last_linear(self.model)
+        self.head = _last_linear(self.model)
         self._middle = getattr(self.model, "middle_block", None)
 
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -248,7 +248,7 @@ class ClassifierExtractor(FeatureExtractor):
             x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         captured: list[torch.Tensor] = []
         middle: list[torch.Tensor] = []
-        handles = [self._head.register_forward_hook(lambda m, inp, out: captured.append(inp[0]))]
+        handles = [self.head.register_forward_hook(lambda m, inp, out: captured.append(inp[0]))]
         if self._middle is not None:
             handles.append(self._middle.register_forward_hook(lambda m, inp, out: middle.append(out)))
         try:
@@ -289,7 +289,10 @@ def load_classifier(path: str | os.PathLike) -> tuple[nn.Module, int]:
     flags_path = path.with_suffix(".json")
     if not flags_path.is_file():
         raise FileNotFoundError(f"need classifier checkpoint {path} and its flags file {flags_path}")
-    flags = {**script_util.classifier_defaults(), **json.loads(flags_path.read_text())["flags"]}
+    info = json.loads(flags_path.read_text())
+    if info.get("kind", "classifier") != "classifier":
+        raise ValueError(f"{info.get('name', path)} is a {info['kind']} model, not a classifier")
+    flags = {**script_util.classifier_defaults(), **info["flags"]}
     flags["classifier_use_fp16"] = False
     accepted = inspect.signature(script_util.create_classifier).parameters
     model = script_util.create_classifier(**{k: v for k, v in flags.items() if k in accepted})

@@ -24,7 +24,7 @@ from .guidance import (
 )
 from .information_degree import InformationDegree, check_gamma, gamma_per_step, uniform_relevance
 from .relevance import load_relevance
-from .sampling import to_uint8_nhwc
+from .sampling import sample_loop, to_uint8_nhwc
 from .seeding import SampleNoise
 
 GUIDANCES = ("vanilla", "prog", "uniform_ls", "ls", "eds", "prog_eds", "cfg", "none")
@@ -93,7 +93,7 @@ def build_guidance(plan: GuidancePlan, model: nn.Module, classifier: nn.Module |
 
 
 def sample_batch(diffusion, denoiser: Callable, cond_fn: Callable | None, plan: GuidancePlan, labels: torch.Tensor,
-                 noise: SampleNoise, *, use_ddim: bool = False, eta: float = 0.0, clip_denoised: bool = True,
+                 noise: SampleNoise, *, sampler: str = "ddpm", eta: float = 0.0, clip_denoised: bool = True,
                  trajectory: int = 0) -> dict[str, np.ndarray]:
     """Sample one batch: ``images`` (uint8 NHWC) and ``labels``; with ``trajectory = k`` also, for the
     first k samples, ``trajectory_x0`` (steps x k x H x W x 3 uint8, the predicted x_0 at each step) and
@@ -101,11 +101,10 @@ def sample_batch(diffusion, denoiser: Callable, cond_fn: Callable | None, plan: 
     device = noise.device
     labels = labels.to(device)
     degree = InformationDegree.from_relevance(plan.relevance, labels, plan.gamma)
-    loop = diffusion.ddim_sample_loop_progressive if use_ddim else diffusion.p_sample_loop_progressive
+    loop = sample_loop(diffusion, sampler, progressive=True, eta=eta)
     x_T = noise.initial()
     steps = loop(denoiser, tuple(x_T.shape), noise=x_T, clip_denoised=clip_denoised, cond_fn=cond_fn,
-                 model_kwargs={"y": labels}, device=device, information_degree=degree, noise_sampler=noise,
-                 **({"eta": eta} if use_ddim else {}))
+                 model_kwargs={"y": labels}, device=device, information_degree=degree, noise_sampler=noise)
     x0_path, degrees = [], []
     out = None
     for k, out in enumerate(steps):

@@ -17,12 +17,15 @@ import torch.distributed as dist
 
 
 def create_named_schedule_sampler(name: str, diffusion: Any) -> ScheduleSampler:
-    """Sampler by name: ``"uniform"`` or ``"loss-second-moment"``."""
+    """Sampler by name: ``"uniform"``, ``"uniform_below_N"`` (uniform over t < N, a narrower noise range) or
+    ``"loss-second-moment"``."""
     if name == "uniform":
         return UniformSampler(diffusion)
+    if name.startswith("uniform_below_") and name[len("uniform_below_"):].isdigit():
+        return UniformSampler(diffusion, below=int(name[len("uniform_below_"):]))
     if name == "loss-second-moment":
         return LossSecondMomentResampler(diffusion)
-    raise NotImplementedError(f"unknown schedule sampler: {name}")
+    raise ValueError(f"unknown --schedule_sampler {name!r}: uniform, uniform_below_N or loss-second-moment")
 
 
 class ScheduleSampler(ABC):
@@ -44,11 +47,15 @@ class ScheduleSampler(ABC):
 
 
 class UniformSampler(ScheduleSampler):
-    """Every timestep equally likely (all weights are 1)."""
+    """Every timestep equally likely (all weights are 1); with ``below = N`` only the timesteps t < N."""
 
-    def __init__(self, diffusion: Any):
+    def __init__(self, diffusion: Any, below: int | None = None):
         self.diffusion = diffusion
         self._weights = np.ones([diffusion.num_timesteps])
+        if below is not None:
+            if not 1 <= below <= diffusion.num_timesteps:
+                raise ValueError(f"uniform_below_{below}: N must be in [1, {diffusion.num_timesteps}]")
+            self._weights[below:] = 0.0
 
     def weights(self) -> np.ndarray:
         return self._weights

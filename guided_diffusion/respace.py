@@ -21,20 +21,32 @@ def space_timesteps(num_timesteps: int, section_counts: str | Iterable[int]) -> 
     DDIM paper's fixed integer stride giving exactly N steps.
     """
     if isinstance(section_counts, str):
-        if section_counts.startswith("ddim"):
-            desired = int(section_counts[len("ddim"):])
-            for stride in range(1, num_timesteps):
-                if len(range(0, num_timesteps, stride)) == desired:
-                    return set(range(0, num_timesteps, stride))
-            raise ValueError(f"cannot create exactly {desired} steps with an integer stride from {num_timesteps}")
-        section_counts = [int(x) for x in section_counts.split(",")]
+        spec = section_counts
+        try:
+            if spec.startswith("ddim"):
+                desired = int(spec[len("ddim"):])
+                for stride in range(1, num_timesteps):
+                    if len(range(0, num_timesteps, stride)) == desired:
+                        return set(range(0, num_timesteps, stride))
+                raise ValueError(f"--timestep_respacing {spec}: cannot make exactly {desired} steps with an integer "
+                                 f"stride from {num_timesteps}")
+            section_counts = [int(x) for x in spec.split(",")]
+        except ValueError as err:
+            if str(err).startswith("--timestep_respacing"):
+                raise
+            raise ValueError(f"--timestep_respacing {spec!r} is not a step count: give one (250), step counts per "
+                             f"equal section (10,15,20) or ddimN (ddim25)") from None
     section_counts = list(section_counts)
+    if not section_counts or any(c < 0 for c in section_counts) or sum(section_counts) < 1:
+        raise ValueError(f"--timestep_respacing {section_counts}: step counts must be non-negative with at least "
+                         f"one step")
     size_per, extra = divmod(num_timesteps, len(section_counts))
     start, steps = 0, []
     for i, count in enumerate(section_counts):
         size = size_per + (1 if i < extra else 0)
         if size < count:
-            raise ValueError(f"cannot divide a section of {size} steps into {count}")
+            raise ValueError(f"--timestep_respacing: cannot divide a section of {size} steps into {count} "
+                             f"(at most {num_timesteps} steps in all, from --diffusion_steps)")
         stride = 1 if count <= 1 else (size - 1) / (count - 1)
         offset = 0.0  # accumulated, not multiplied: rounding must match the released spacings
         for _ in range(count):

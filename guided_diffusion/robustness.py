@@ -2,7 +2,11 @@
 
 The mean, over a bank of independently trained classifiers, of each
 classifier's Top-1 accuracy on samples against their conditioning labels;
-Top-5 is reported too. :data:`PAPER_BANK` is the paper's bank of torchvision
+Top-5 is reported too. With a guidance classifier (the "guide"), its own
+Top-1 agreement with the labels on the same samples and the *adversarial gap*
+(guide minus bank) are reported as well, overall and per class: samples the
+guide accepts and independent classifiers reject are what the paper calls
+adversarial features of guidance. :data:`PAPER_BANK` is the paper's bank of torchvision
 ImageNet classifiers (``IMAGENET1K_V1`` weights with their standard
 preprocessing); a bank entry that is a path is one of our own classifier
 checkpoints (``X.pt`` with flags in ``X.json``, see
@@ -27,6 +31,8 @@ TOP_K = 5
 class TorchvisionClassifier(FeatureExtractor):
     """A torchvision ImageNet classifier with its weights' own preprocessing; ``logits`` only."""
 
+    num_classes = 1000
+
     def __init__(self, name: str, pretrained: bool = True, device: torch.device | None = None):
         import torchvision
 
@@ -49,6 +55,10 @@ class BankExtractor(FeatureExtractor):
         self.members = members
         self.device = next(iter(members.values())).device
 
+    def num_classes(self) -> dict[str, int]:
+        """Each member's number of classes."""
+        return {name: member_classes(member) for name, member in self.members.items()}
+
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         out = {}
         for name, member in self.members.items():
@@ -57,15 +67,34 @@ class BankExtractor(FeatureExtractor):
         return out
 
 
+def member_classes(member: FeatureExtractor) -> int:
+    """A bank member's number of classes: a torchvision model's 1000, or our classifier's outputs."""
+    if isinstance(member, TorchvisionClassifier):
+        return member.num_classes
+    head = member.head  # the last Linear / Conv layer
+    return int(getattr(head, "out_features", None) or head.out_channels)
+
+
+def build_member(entry: str, pretrained: bool = True, device: torch.device | None = None) -> FeatureExtractor:
+    """A torchvision model name, or one of our classifier checkpoints (a path or a shipped name)."""
+    if Path(entry).suffix in (".pt", ".pth") or is_shipped(entry):
+        return ClassifierExtractor(*load_classifier(entry), device)
+    return TorchvisionClassifier(entry, pretrained, device)
+
+
 def build_bank(entries: list[str], pretrained: bool = True, device: torch.device | None = None) -> BankExtractor:
     """Bank from torchvision model names and paths of our classifier checkpoints."""
-    members: dict[str, FeatureExtractor] = {}
-    for entry in entries:
-        if Path(entry).suffix in (".pt", ".pth") or is_shipped(entry):
-            members[entry] = ClassifierExtractor(*load_classifier(entry), device)
-        else:
-            members[entry] = TorchvisionClassifier(entry, pretrained, device)
-    return BankExtractor(members)
+    return BankExtractor({entry: build_member(entry, pretrained, device) for entry in entries})
+
+
+def check_labels(labels: np.ndarray, num_classes: dict[str, int]) -> None:
+    """ValueError naming the labels that some classifier (``name -> classes``) cannot predict."""
+    for name, classes in num_classes.items():
+        outside = np.unique(labels[(labels < 0) | (labels >= classes)])
+        if outside.size:
+            shown = ", ".join(str(v) for v in outside[:10]) + (" ..." if outside.size > 10 else "")
+            raise ValueError(f"labels {shown} are outside the {classes} classes of {name}: the samples were made for "
+                             f"another label set, or the bank is the wrong one")
 
 
 def topk_accuracy(topk_indices: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -79,6 +108,28 @@ def robustness(predictions: dict[str, np.ndarray], labels: np.ndarray) -> dict:
     per_model = {name: topk_accuracy(top, labels) for name, top in predictions.items()}
     mean = {k: float(np.mean([acc[k] for acc in per_model.values()])) for k in ("top1", f"top{TOP_K}")}
     return {"per_classifier": per_model, "robustness": mean["top1"], f"robustness_top{TOP_K}": mean[f"top{TOP_K}"]}
+
+
+def per_class_top1(top1: np.ndarray, labels: np.ndarray) -> dict[int, float]:
+    """Top-1 accuracy in percent per label present, from ``[N]`` predicted classes."""
+    return {int(c): 100.0 * float((top1[labels == c] == c).mean()) for c in np.unique(labels)}
+
+
+def adversarial_gap(predictions: dict[str, np.ndarray], guide: np.ndarray, labels: np.ndarray) -> dict:
+    """The guide's Top-1 agreement with the labels beside the bank's (robustness), and their gap
+    (guide minus bank, in points), overall and per class. ``guide`` is ``[N, k]`` ranked predictions."""
+    guide_top1 = 100.0 * float((guide[:, 0] == labels).mean())
+    bank = robustness(predictions, labels)["robustness"]
+    guide_per_class = per_class_top1(guide[:, 0], labels)
+    members = [per_class_top1(top[:, 0], labels) for top in predictions.values()]
+    bank_per_class = {c: float(np.mean([m[c] for m in members])) for c in guide_per_class}
+    # samples the guide accepts while most of the bank rejects them
+    bank_hits = np.mean([top[:, 0] == labels for top in predictions.values()], axis=0)
+    fooled = (guide[:, 0] == labels) & (bank_hits < 0.5)
+    return {"guide_top1": guide_top1, "bank_top1": bank, "gap": guide_top1 - bank,
+            "fooled_fraction": 100.0 * float(fooled.mean()),
+            "per_class": {str(c): {"guide_top1": guide_per_class[c], "bank_top1": bank_per_class[c],
+                                   "gap": guide_per_class[c] - bank_per_class[c]} for c in guide_per_class}}
 
 
 def read_labels(path: str, num_images: int) -> np.ndarray:

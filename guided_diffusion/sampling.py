@@ -15,6 +15,7 @@ from torch import nn
 
 from . import dist_util, logger
 from .checkpoints import load_checkpoint
+from .precision import accelerate, check_precision
 
 
 def prepare(net: nn.Module, path: str, use_fp16: bool = False, use_bf16: bool = False,
@@ -27,6 +28,35 @@ def prepare(net: nn.Module, path: str, use_fp16: bool = False, use_bf16: bool = 
     elif use_bf16:
         net.convert_to_bf16()
     return net.eval()
+
+
+SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
+SAMPLER_HELP = ("ddpm: ancestral sampling (ADM's default); ddim: DDIM (--eta); dpmpp_2m: DPM-Solver++(2M), "
+                "deterministic, for 10-25 steps; --timestep_respacing N is every sampler's step count")
+
+
+def choose_sampler(sampler: str, use_ddim: bool = False) -> str:
+    """``--sampler``, with ADM's ``--use_ddim True`` meaning ``ddim``; a ValueError if they disagree."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    if use_ddim and sampler not in ("ddpm", "ddim"):
+        raise ValueError(f"--use_ddim True and --sampler {sampler} disagree: pass one of them")
+    return "ddim" if use_ddim else sampler
+
+
+def sample_loop(diffusion, sampler: str, progressive: bool = False, eta: float = 0.0) -> Callable:
+    """The diffusion's sampling loop for ``sampler`` (``eta``: DDIM's), called like ``p_sample_loop``."""
+    name = {"ddpm": "p_sample_loop", "ddim": "ddim_sample_loop", "dpmpp_2m": "dpm_solver_sample_loop"}[sampler]
+    loop = getattr(diffusion, name + ("_progressive" if progressive else ""))
+    if sampler == "ddim":
+        return lambda *args, **kwargs: loop(*args, eta=eta, **kwargs)
+    return loop
+
+
+def accelerate_for_sampling(net: nn.Module, precision: str, compile: bool, use_fp16: bool = False) -> nn.Module:
+    """``net`` wrapped for ``--precision`` and ``--compile`` on this rank's device (checked first)."""
+    check_precision(precision, dist_util.dev(), use_fp16)
+    return accelerate(net, precision, compile)
 
 
 def to_uint8_nhwc(sample: torch.Tensor) -> torch.Tensor:

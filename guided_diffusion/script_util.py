@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 from collections.abc import Callable
 
+import numpy as np
+
 from . import gaussian_diffusion as gd
 from .checkpoints import CheckpointError
+from .dpm_solver import logsnr_timesteps
 from .respace import SpacedDiffusion, space_timesteps
 from .unet import EncoderUNetModel, SuperResModel, UNetModel
 
@@ -81,11 +85,17 @@ def model_and_diffusion_defaults() -> dict:
     )
 
 
+def fast_sampling_defaults() -> dict:
+    """Flags of the sampling scripts for the sampler (ddpm, ddim, dpmpp_2m) and the cost of each network
+    evaluation (autocast precision fp32 / fp16 / bf16, torch.compile); the defaults are ADM's."""
+    return dict(sampler="ddpm", precision="fp32", compile=False)
+
+
 def classifier_sample_defaults() -> dict:
     """Every flag of ``classifier_sample.py`` (the main job takes them all, with the same defaults)."""
     return {**dict(clip_denoised=True, num_samples=10000, batch_size=16, use_ddim=False, model_path="",
                    classifier_path="", classifier_scale=1.0, seed=0),
-            **model_and_diffusion_defaults(), **classifier_defaults()}
+            **fast_sampling_defaults(), **model_and_diffusion_defaults(), **classifier_defaults()}
 
 
 def classifier_and_diffusion_defaults() -> dict:
@@ -281,9 +291,17 @@ def create_gaussian_diffusion(
         var_type = gd.ModelVarType.LEARNED_RANGE
     else:
         var_type = gd.ModelVarType.FIXED_SMALL if sigma_small else gd.ModelVarType.FIXED_LARGE
+    betas = gd.get_named_beta_schedule(noise_schedule, steps)
+    if isinstance(timestep_respacing, str) and timestep_respacing.startswith("logsnr"):
+        count = timestep_respacing[len("logsnr"):]
+        if not count.isdigit():
+            raise ValueError(f"--timestep_respacing {timestep_respacing!r}: logsnrN takes a step count (logsnr20)")
+        kept = logsnr_timesteps(np.cumprod(1.0 - betas), int(count))
+    else:
+        kept = space_timesteps(steps, timestep_respacing or [steps])
     return SpacedDiffusion(
-        use_timesteps=space_timesteps(steps, timestep_respacing or [steps]),
-        betas=gd.get_named_beta_schedule(noise_schedule, steps),
+        use_timesteps=kept,
+        betas=betas,
         model_mean_type=gd.ModelMeanType.START_X if predict_xstart else gd.ModelMeanType.EPSILON,
         model_var_type=var_type,
         loss_type=loss_type,
@@ -315,14 +333,20 @@ def explicit_flags(parser: argparse.ArgumentParser, argv: list[str] | None = Non
             action.default = default
 
 
-def apply_shipped_flags(args: argparse.Namespace, explicit: set[str], name: str, keys) -> None:
+def apply_shipped_flags(args: argparse.Namespace, explicit: set[str], name: str, keys, kind: str | None = None,
+                        flag: str = "") -> None:
     """For a shipped model ``name``, set the flags among ``keys`` that were not given to its manifest's values
-    (``flags``, then ``sample_flags``), so that ``--model_path digits/cadm`` alone builds the right network."""
-    from .shipped import is_shipped, manifest
+    (``flags``, then ``sample_flags``), so that ``--model_path digits/cadm`` alone builds the right network.
+    With ``kind`` (``diffusion`` or ``classifier``), a shipped model of another kind is a ValueError naming ``flag``."""
+    from .shipped import is_shipped, manifest, shipped_names
 
     if not is_shipped(name):
         return
     info = manifest(name)
+    if kind and info.get("kind", kind) != kind:
+        same = [n for n in shipped_names() if manifest(n).get("kind") == kind]
+        raise ValueError(f"{flag or 'the checkpoint'} {name} is a {info['kind']} model, not a {kind} model; "
+                         f"shipped {kind} models: {', '.join(same) or 'none'}")
     for key, value in {**info["flags"], **info.get("sample_flags", {})}.items():
         if key in keys and key not in explicit:
             setattr(args, key, value)
@@ -336,7 +360,20 @@ def run_main(main: Callable[[], object], errors: tuple[type[BaseException], ...]
     try:
         main()
     except errors as exc:
-        sys.exit(f"error: {exc}")
+        # a bad input is the same on every rank: rank 0 alone says so (mpiexec stops the others)
+        sys.exit(f"error: {exc}" if _launch_rank() == 0 else 1)
+
+
+def _launch_rank() -> int:
+    """This process's rank, also before the process group exists (from the launcher's environment)."""
+    from . import dist_util
+
+    if dist_util.is_distributed():
+        return dist_util.get_rank()
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "RANK"):
+        if var in os.environ:
+            return int(os.environ[var])
+    return 0
 
 
 def add_dict_to_argparser(parser: argparse.ArgumentParser, default_dict: dict) -> None:

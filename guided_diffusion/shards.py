@@ -6,8 +6,10 @@ samples batches ``j = r, r + W, ...`` and writes each finished one as
 ``shards/batch_{j:06d}.npz`` (written to a temporary name, then renamed, so a
 shard on disk is always whole). A restart with the same arguments skips the
 batches already on disk; ``run_args.json`` beside the shards holds the
-arguments, and a restart with others is refused. Rank 0 merges the shards, in
-batch order, into one ``.npz`` whose bytes depend only on its arrays.
+arguments, and a restart with others is refused. A shard that cannot be read
+whole (cut short by a full disk or a copy) is set aside as ``*.damaged`` and its
+batch sampled again. Rank 0 merges the shards, in batch order, into one ``.npz``
+whose bytes depend only on its arrays.
 """
 
 from __future__ import annotations
@@ -115,6 +117,35 @@ class ShardedRun:
     def read(self, batch: int, *keys: str) -> dict[str, np.ndarray]:
         return read_npz(self.shard_path(batch), *keys)
 
+    def damage(self, batch: int) -> str | None:
+        """Why shard ``batch`` on disk cannot be used (None if it is whole): every array must read back in
+        full (zip CRCs checked) with one row per sample of the batch."""
+        start, stop = self.bounds(batch)
+        try:
+            arrays = self.read(batch)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
+            return f"{type(err).__name__}: {err}"
+        if "images" not in arrays or "labels" not in arrays:
+            return f"holds {sorted(arrays)}, not images and labels"
+        rows = {k: len(arrays[k]) for k in ("images", "labels") if len(arrays[k]) != stop - start}
+        return f"rows {rows} for a batch of {stop - start}" if rows else None
+
+    def discard_damaged(self, log=print) -> list[int]:
+        """Set aside every shard on disk that :meth:`damage` rejects (renamed ``*.damaged``), so that its batch
+        is sampled again; returns those batches. Run by one process before the others look for pending batches."""
+        damaged = []
+        for batch in range(self.num_batches):
+            if not self.is_done(batch):
+                continue
+            reason = self.damage(batch)
+            if reason:
+                path = self.shard_path(batch)
+                os.replace(path, path.with_name(path.name + ".damaged"))
+                log(f"shard {path} is damaged ({reason}); set aside as {path.name}.damaged, batch {batch} "
+                    f"(samples {self.bounds(batch)[0]}..{self.bounds(batch)[1] - 1}) will be sampled again")
+                damaged.append(batch)
+        return damaged
+
     def check_args(self, args: Mapping[str, Any]) -> None:
         """Record ``args`` for a new run, or raise a ValueError naming the flags that differ from the recorded."""
         path = self.dir / RUN_ARGS
@@ -123,7 +154,13 @@ class ShardedRun:
             self.dir.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(args, indent=2, sort_keys=True) + "\n")
             return
-        recorded = json.loads(path.read_text())
+        try:
+            recorded = json.loads(path.read_text())
+            if not isinstance(recorded, dict):
+                raise ValueError(f"a {type(recorded).__name__}, not the run's arguments")
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is damaged ({err}); delete it and {self.shard_dir} to start over, or "
+                             f"write to another directory (OPENAI_LOGDIR)") from None
         differ = sorted(k for k in set(recorded) | set(args) if recorded.get(k) != args.get(k))
         if differ:
             listed = "; ".join(f"--{k} {recorded.get(k)!r} there, {args.get(k)!r} now" for k in differ)

@@ -8,8 +8,16 @@ import argparse
 import torch
 
 from guided_diffusion import dist_util, logger
+from guided_diffusion.checkpoints import require_kind
 from guided_diffusion.guidance import ClassifierGuidance
-from guided_diffusion.sampling import prepare, sample_images, save_samples
+from guided_diffusion.sampling import (
+    accelerate_for_sampling,
+    choose_sampler,
+    prepare,
+    sample_images,
+    sample_loop,
+    save_samples,
+)
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
     apply_shipped_flags,
@@ -28,24 +36,30 @@ def main() -> None:
     parser = create_argparser()
     args = parser.parse_args()
     explicit = explicit_flags(parser)
-    apply_shipped_flags(args, explicit, args.model_path, model_and_diffusion_defaults())
-    apply_shipped_flags(args, explicit, args.classifier_path, classifier_defaults())
+    apply_shipped_flags(args, explicit, args.model_path, model_and_diffusion_defaults(), "diffusion",
+                        "--model_path")
+    apply_shipped_flags(args, explicit, args.classifier_path, classifier_defaults(), "classifier",
+                        "--classifier_path")
     dist_util.setup_dist()
     logger.configure()
     torch.manual_seed(args.seed + dist_util.get_rank())
 
+    require_kind(args.model_path, "diffusion", "--model_path")
+    require_kind(args.classifier_path, "classifier", "--classifier_path")
     logger.log("creating model and diffusion...")
     model, diffusion = create_model_and_diffusion(**args_to_dict(args, model_and_diffusion_defaults().keys()))
+    sample_fn = sample_loop(diffusion, choose_sampler(args.sampler, args.use_ddim))
     prepare(model, args.model_path, args.use_fp16, what="model checkpoint")
+    model = accelerate_for_sampling(model, args.precision, args.compile, args.use_fp16)
     logger.log("loading classifier...")
     classifier = create_classifier(**args_to_dict(args, classifier_defaults().keys()))
     prepare(classifier, args.classifier_path, args.classifier_use_fp16, what="classifier checkpoint")
+    classifier = accelerate_for_sampling(classifier, args.precision, args.compile, args.classifier_use_fp16)
     cond_fn = ClassifierGuidance(classifier, args.classifier_scale)
 
     def model_fn(x, t, y=None):
         return model(x, t, y if args.class_cond else None)
 
-    sample_fn = diffusion.ddim_sample_loop if args.use_ddim else diffusion.p_sample_loop
     device = dist_util.dev()
 
     def sample_batch():

@@ -7,13 +7,21 @@ import argparse
 import torch
 
 from guided_diffusion import dist_util, logger
-from guided_diffusion.sampling import prepare, sample_images, save_samples
+from guided_diffusion.sampling import (
+    accelerate_for_sampling,
+    choose_sampler,
+    prepare,
+    sample_images,
+    sample_loop,
+    save_samples,
+)
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
     apply_shipped_flags,
     args_to_dict,
     create_model_and_diffusion,
     explicit_flags,
+    fast_sampling_defaults,
     model_and_diffusion_defaults,
     run_main,
 )
@@ -23,15 +31,17 @@ def main() -> None:
     parser = create_argparser()
     args = parser.parse_args()
     explicit = explicit_flags(parser)
-    apply_shipped_flags(args, explicit, args.model_path, model_and_diffusion_defaults())
+    apply_shipped_flags(args, explicit, args.model_path, model_and_diffusion_defaults(), "diffusion",
+                        "--model_path")
     dist_util.setup_dist()
     logger.configure()
     torch.manual_seed(args.seed + dist_util.get_rank())
 
     logger.log("creating model and diffusion...")
     model, diffusion = create_model_and_diffusion(**args_to_dict(args, model_and_diffusion_defaults().keys()))
+    sample_fn = sample_loop(diffusion, choose_sampler(args.sampler, args.use_ddim))
     prepare(model, args.model_path, args.use_fp16, args.use_bf16, "model checkpoint")
-    sample_fn = diffusion.ddim_sample_loop if args.use_ddim else diffusion.p_sample_loop
+    model = accelerate_for_sampling(model, args.precision, args.compile, args.use_fp16 or args.use_bf16)
     device = dist_util.dev()
 
     def sample_batch():
@@ -48,7 +58,7 @@ def main() -> None:
 
 def create_argparser() -> argparse.ArgumentParser:
     defaults = dict(clip_denoised=True, num_samples=10000, batch_size=16, use_ddim=False, model_path="", seed=0,
-                    use_bf16=False)
+                    use_bf16=False, **fast_sampling_defaults())
     defaults.update(model_and_diffusion_defaults())
     parser = argparse.ArgumentParser(description=__doc__)
     add_dict_to_argparser(parser, defaults)

@@ -8,7 +8,8 @@ Without --model_path it samples the shipped digits model (digits/adm) with its c
 model's name (digits/adm, digits/cadm, ...) sets every flag not given to the model's own. Every flag of
 classifier_sample.py, plus --guidance, --gamma, --gamma_reference_steps, --relevance,
 --label_set, --ls_eps, --cfg_scale, --classes, --save_trajectory and --eta. Sample i's label, x_T and
-step noise depend only on --seed and i, so any number of processes writes the same arrays. Finished
+step noise depend only on --seed and i, so any number of processes writes the same arrays (on CPUs byte for
+byte when every process runs the same number of threads; else a few pixels may differ by 1/255). Finished
 batches are kept as shards in the output directory (OPENAI_LOGDIR); rerunning the same command resumes.
 Output: samples_NxHxWx3.npz (arr_0 uint8 NHWC images, arr_1 labels; with --save_trajectory K also
 trajectory_x0 and information_degree), samples_NxHxWx3.png and, with K > 0, trajectory.png.
@@ -18,15 +19,18 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
 from guided_diffusion import dist_util, logger
+from guided_diffusion.checkpoints import require_kind
 from guided_diffusion.figures import trajectory_figure
 from guided_diffusion.guided_sampling import GUIDANCE_HELP, GUIDANCES, build_guidance, plan_guidance, sample_batch
 from guided_diffusion.image_grid import image_grid
+from guided_diffusion.precision import check_precision
 from guided_diffusion.relevance import CLASS_DESCRIPTIONS_DIR, load_descriptions, shipped_relevance
-from guided_diffusion.sampling import prepare
+from guided_diffusion.sampling import accelerate_for_sampling, choose_sampler, prepare
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
     apply_shipped_flags,
@@ -52,19 +56,26 @@ def main() -> None:
     args = parser.parse_args()
     explicit = explicit_flags(parser)
     args.model_path = args.model_path or DEFAULT_MODEL
-    apply_shipped_flags(args, explicit, args.model_path, vars(args))  # its flags, and its sampling defaults
-    apply_shipped_flags(args, explicit, args.classifier_path, classifier_defaults())
+    # its flags, and its sampling defaults
+    apply_shipped_flags(args, explicit, args.model_path, vars(args), "diffusion", "--model_path")
+    apply_shipped_flags(args, explicit, args.classifier_path, classifier_defaults(), "classifier",
+                        "--classifier_path")
     dist_util.setup_dist()
     logger.configure()
     rank, world = dist_util.get_rank(), dist_util.get_world_size()
 
     # Everything that can be wrong with the flags is found before anything is loaded or sampled.
+    require_kind(args.model_path, "diffusion", "--model_path")
     model, diffusion = create_model_and_diffusion(**args_to_dict(args, model_and_diffusion_defaults().keys()))
     label_set = args.label_set or LABEL_SETS.get(args.num_classes, "")
     names = class_names(label_set, args.num_classes)
     relevance = args.relevance or (str(shipped_relevance(label_set)) if label_set else "")
     plan = plan_guidance(args.guidance, args.num_classes, diffusion.num_timesteps, args.gamma,
                          args.gamma_reference_steps or None, relevance, args.ls_eps)
+    if plan.needs_classifier:
+        require_kind(args.classifier_path, "classifier", "--classifier_path")
+    sampler = choose_sampler(args.sampler, args.use_ddim)
+    check_precision(args.precision, dist_util.dev(), args.use_fp16 or args.classifier_use_fp16)
     classes = parse_classes(args.classes, args.num_classes)
     if not 0 <= args.save_trajectory <= args.num_samples:
         raise ValueError(f"--save_trajectory {args.save_trajectory} must be in [0, --num_samples {args.num_samples}]")
@@ -72,19 +83,22 @@ def main() -> None:
         raise ValueError("--guidance cfg needs a class-conditional model trained with label dropout: pass "
                          "--class_cond True --label_dropout P as in its training (image_train.py --label_dropout)")
     run = ShardedRun(logger.get_dir(), args.num_samples, args.batch_size)
-    dist_util.on_rank0(lambda: run.check_args(vars(args)))
+    dist_util.on_rank0(lambda: (run.check_args(vars(args)), run.discard_damaged(logger.log)))
 
     prepare(model, args.model_path, args.use_fp16, what="model checkpoint")
+    model = accelerate_for_sampling(model, args.precision, args.compile, args.use_fp16)
     classifier = None
     if plan.needs_classifier:
         classifier = create_classifier(**args_to_dict(args, classifier_defaults().keys()))
         prepare(classifier, args.classifier_path, args.classifier_use_fp16, what="classifier checkpoint")
+        classifier = accelerate_for_sampling(classifier, args.precision, args.compile, args.classifier_use_fp16)
     scale = args.cfg_scale if plan.name == "cfg" else args.classifier_scale
     denoiser, cond_fn = build_guidance(plan, model, classifier, scale, args.class_cond)
 
     pending = run.pending(rank, world)
-    logger.log(f"{args.guidance} guidance, gamma per step {plan.gamma:.6g}; rank {rank}: {len(pending)} of "
-               f"{run.num_batches} batches to sample ({run.done_samples()} samples already on disk)")
+    logger.log(f"{sampler} sampler, {args.precision}; {args.guidance} guidance, gamma per step {plan.gamma:.6g}; "
+               f"rank {rank}: {len(pending)} of {run.num_batches} batches to sample ({run.done_samples()} samples "
+               f"already on disk); {torch.get_num_threads()} CPU thread(s) per process")
     device = dist_util.dev()
     shape = (3, args.image_size, args.image_size)
     with tqdm(total=args.num_samples, initial=run.done_samples(), unit="sample", disable=rank != 0) as bar:
@@ -93,7 +107,7 @@ def main() -> None:
             indices = range(start, stop)
             out = sample_batch(diffusion, denoiser, cond_fn, plan,
                                sample_labels(classes, args.seed, indices, args.num_classes),
-                               SampleNoise(args.seed, indices, shape, device), use_ddim=args.use_ddim, eta=args.eta,
+                               SampleNoise(args.seed, indices, shape, device), sampler=sampler, eta=args.eta,
                                clip_denoised=args.clip_denoised,
                                trajectory=max(0, min(args.save_trajectory, stop) - start))
             run.write(batch, out)
@@ -164,7 +178,7 @@ def create_argparser() -> argparse.ArgumentParser:
                         help="random (uniform per sample), balanced (sample i is class i mod C) or a list: 3,207")
     parser.add_argument("--save_trajectory", type=int, default=0,
                         help="keep the predicted x_0 and the information degree at every step of the first K samples")
-    parser.add_argument("--eta", type=float, default=0.0, help="DDIM's eta (with --use_ddim True)")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM's eta (with --sampler ddim)")
     return parser
 
 

@@ -78,19 +78,20 @@ SAMPLE_FLAGS = {"adm": dict(timestep_respacing="100", num_samples=64, batch_size
                              classifier_path="digits/classifier")}
 
 
-def command(name: str, data_dir: Path) -> list[str]:
-    spec = MODELS[name]
+def command(spec: dict, data_dir: Path) -> list[str]:
+    """The training command of a model spec (an entry of MODELS)."""
     flags = {"data_dir": data_dir / "train", **spec["flags"]}
     return [sys.executable, f"scripts/{spec['script']}.py", *[str(a) for k, v in flags.items() for a in (f"--{k}", v)]]
 
 
-def train(name: str, work_dir: Path, data_dir: Path, threads: int) -> float:
+def train(name: str, spec: dict, work_dir: Path, data_dir: Path, threads: int) -> float:
+    """Run a spec's training into ``work_dir/name``; returns the seconds it took."""
     log_dir = work_dir / name
     env = {**os.environ, "OPENAI_LOGDIR": str(log_dir), "OPENAI_LOG_FORMAT": "log,csv",
            "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     with open(work_dir / f"{name}.out", "w") as out:
-        subprocess.run(command(name, data_dir), cwd=ROOT, env=env, check=True, stdout=out, stderr=subprocess.STDOUT)
+        subprocess.run(command(spec, data_dir), cwd=ROOT, env=env, check=True, stdout=out, stderr=subprocess.STDOUT)
     return time.perf_counter() - start
 
 
@@ -117,7 +118,7 @@ def package(name: str, work_dir: Path, data_dir: Path, seconds: float, data_hash
         "name": f"digits/{name}",
         "kind": spec["kind"],
         "flags": {k: v for k, v in build.items() if k != "timestep_respacing"},
-        "training": {"command": " ".join(str(c) for c in command(name, Path("data/digits"))[1:]),
+        "training": {"command": " ".join(str(c) for c in command(spec, Path("data/digits"))[1:]),
                      "made_by": "python scripts/train_digits_models.py", "steps": steps, "seconds": round(seconds),
                      "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
                      "data": "scikit-learn digits, scripts/prepare_digits.py (16x16, 300 held out, seed 0)",
@@ -152,7 +153,8 @@ def main() -> None:
     seconds = {n: 0.0 for n in names}
     if not args.package_only:
         with ThreadPoolExecutor(args.jobs) as pool:
-            seconds = dict(zip(names, pool.map(lambda n: train(n, work_dir, data_dir, threads), names), strict=True))
+            seconds = dict(zip(names, pool.map(lambda n: train(n, MODELS[n], work_dir, data_dir, threads), names),
+                               strict=True))
     for name in names:
         previous = out_dir / f"{name}.json"
         if args.package_only and previous.is_file():

@@ -62,13 +62,9 @@ def test_mismatched_flags_name_keys_and_flag(tmp_path, saved, loaded, hint):
 
 
 def test_classifier_mismatch(tmp_path):
-    def clf(**kw):
-        return su.create_classifier(**{**su.classifier_defaults(), "image_size": 8, "classifier_width": 32,
-                                       "classifier_channel_mult": "1,2", "classifier_attention_resolutions": "4",
-                                       "classifier_depth": 1, **kw})
-    torch.save(clf(num_classes=10).state_dict(), tmp_path / "c.pt")
+    torch.save(_classifier(num_classes=10).state_dict(), tmp_path / "c.pt")
     with pytest.raises(checkpoints.CheckpointError, match="--num_classes should be 10"):
-        checkpoints.load_checkpoint(clf(), str(tmp_path / "c.pt"))
+        checkpoints.load_checkpoint(_classifier(), str(tmp_path / "c.pt"))
 
 
 class _Payload:
@@ -76,8 +72,61 @@ class _Payload:
         return (print, ("code ran",))
 
 
-def test_pickled_code_is_refused(tmp_path):
+def test_pickled_code_is_refused(tmp_path, capsys):
     with open(tmp_path / "evil.pt", "wb") as f:
         pickle.dump({"x": _Payload()}, f, protocol=2)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(checkpoints.CheckpointError, match="weights_only=True"):
         checkpoints.load_checkpoint(_model(), str(tmp_path / "evil.pt"))
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_unreadable_files_are_named_with_the_reason(tmp_path):
+    good = tmp_path / "good.pt"
+    torch.save(_model().state_dict(), good)
+    (tmp_path / "cut.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    (tmp_path / "text.pt").write_text("hello\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save([1, 2], tmp_path / "list.pt")
+    torch.save({"state_dict": _model().state_dict(), "step": 3}, tmp_path / "wrapped.pt")
+    for name, reason in [("cut.pt", "truncated"), ("text.pt", "not a checkpoint"), ("empty.pt", "truncated"),
+                         ("list.pt", "holds a list, not a state dict"), ("wrapped.pt", "under the key 'state_dict'")]:
+        with pytest.raises(checkpoints.CheckpointError) as err:
+            checkpoints.load_checkpoint(_model(), str(tmp_path / name))
+        assert str(tmp_path / name) in str(err.value) and reason in str(err.value), str(err.value)
+    (tmp_path / "64x64_diffusion.pt").write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(checkpoints.CheckpointError, match=checkpoints.RELEASE_URL + "64x64_diffusion.pt"):
+        checkpoints.load_checkpoint(_model(), str(tmp_path / "64x64_diffusion.pt"))
+
+
+def _classifier(**kw):
+    return su.create_classifier(**{**su.classifier_defaults(), "image_size": 8, "classifier_width": 32,
+                                   "classifier_channel_mult": "1,2", "classifier_attention_resolutions": "4",
+                                   "classifier_depth": 1, **kw})
+
+
+def test_diffusion_model_given_as_classifier_and_back(tmp_path):
+    torch.save(_model().state_dict(), tmp_path / "diffusion.pt")
+    torch.save(_classifier().state_dict(), tmp_path / "classifier.pt")
+    with pytest.raises(checkpoints.CheckpointError, match="is a diffusion model's checkpoint, not a classifier"):
+        checkpoints.load_checkpoint(_classifier(), str(tmp_path / "diffusion.pt"))
+    with pytest.raises(checkpoints.CheckpointError, match="is a classifier model's checkpoint, not a diffusion"):
+        checkpoints.load_checkpoint(_model(), str(tmp_path / "classifier.pt"))
+    assert checkpoints.checkpoint_kind(str(tmp_path / "diffusion.pt")) == "diffusion"
+    assert checkpoints.checkpoint_kind("digits/classifier") == "unknown"  # names resolve in require_kind
+    with pytest.raises(checkpoints.CheckpointError, match="--classifier_path .*adm.pt is a diffusion model"):
+        checkpoints.require_kind("digits/adm", "classifier", "--classifier_path")
+    checkpoints.require_kind("digits/classifier", "classifier", "--classifier_path")
+
+
+def test_image_size_is_named_before_the_flags_derived_from_it(tmp_path):
+    torch.save(_model(image_size=16, attention_resolutions="8").state_dict(), tmp_path / "m.pt")
+    with pytest.raises(checkpoints.CheckpointError) as err:
+        checkpoints.load_checkpoint(_model(image_size=32, attention_resolutions="8"), str(tmp_path / "m.pt"))
+    hints = str(err.value).split("likely wrong flags: ")[1]
+    assert hints.startswith("--image_size should be 16 (is 32)"), hints
+    with pytest.raises(checkpoints.CheckpointError) as err:  # a shipped model knows its own flags
+        checkpoints.load_checkpoint(_model(image_size=32, num_channels=32, num_res_blocks=2, channel_mult="1,2,2",
+                                           attention_resolutions="8,4", num_head_channels=32, learn_sigma=True,
+                                           use_scale_shift_norm=True, resblock_updown=True), "digits/adm")
+    hints = str(err.value).split("likely wrong flags: ")[1]
+    assert hints.startswith("--image_size should be 16 (is 32); digits/adm sets these itself"), hints

@@ -66,8 +66,9 @@ def digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_output_format_and_saved_information_degree(tmp_path, checkpoints):
-    sample(tmp_path, base_args(checkpoints, save_trajectory=3, gamma=0.3))
+@pytest.mark.parametrize("sampler", ["ddpm", "dpmpp_2m"])
+def test_output_format_and_saved_information_degree(tmp_path, checkpoints, sampler):
+    sample(tmp_path, base_args(checkpoints, save_trajectory=3, gamma=0.3, sampler=sampler))
     out = load(tmp_path / "samples_5x8x8x3.npz")
     assert sorted(out) == ["arr_0", "arr_1", "information_degree", "trajectory_x0"]
     assert out["arr_0"].dtype == np.uint8 and out["arr_0"].shape == (5, 8, 8, 3) and out["arr_0"].std() > 0
@@ -103,8 +104,9 @@ def test_every_guidance_runs(tmp_path, checkpoints, guidance):
         assert np.allclose(s, s[0]) and s[0].max() == pytest.approx(0.9)
 
 
-def test_process_count_does_not_change_the_output(tmp_path, checkpoints):
-    args = base_args(checkpoints, classes="balanced", save_trajectory=3)
+@pytest.mark.parametrize("sampler", ["ddpm", "dpmpp_2m"])
+def test_process_count_does_not_change_the_output(tmp_path, checkpoints, sampler):
+    args = base_args(checkpoints, classes="balanced", save_trajectory=3, sampler=sampler)
     sample(tmp_path / "plain", args)
     sample(tmp_path / "one", args, nproc=1)
     sample(tmp_path / "two", args, nproc=2)
@@ -115,8 +117,25 @@ def test_process_count_does_not_change_the_output(tmp_path, checkpoints):
     assert "rank 0: 2 of 3 batches" in logs
 
 
-def test_killed_run_resumes_to_the_same_file(tmp_path, checkpoints):
-    args = base_args(checkpoints, num_samples=8, batch_size=1, timestep_respacing=25)
+def test_the_rank_count_promise_on_the_shipped_digit_model(tmp_path):
+    """Equal threads per process: the same bytes from python and mpiexec -n 2. Other thread counts: CPU kernels
+    sum in another order, so a few pixels may differ, by at most 1/255 (what the README states)."""
+    args = ["--num_samples", "8", "--batch_size", "4", "--classes", "balanced", "--timestep_respacing", "10",
+            "--seed", "3"]
+    sample(tmp_path / "plain", args)  # launch.run_python gives every process one thread
+    sample(tmp_path / "two", args, nproc=2)
+    run_python(["scripts/prog_classifier_sample.py", *args],
+               env={"OPENAI_LOGDIR": str(tmp_path / "threads"), "OMP_NUM_THREADS": "2"})
+    files = {d: tmp_path / d / "samples_8x16x16x3.npz" for d in ("plain", "two", "threads")}
+    assert digest(files["plain"]) == digest(files["two"])
+    a, b = (load(files[d])["arr_0"].astype(int) for d in ("plain", "threads"))
+    assert np.abs(a - b).max() <= 1 and (a != b).mean() < 0.01
+    assert "1 CPU thread(s) per process" in (tmp_path / "plain" / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "dpmpp_2m"])
+def test_killed_run_resumes_to_the_same_file(tmp_path, checkpoints, sampler):
+    args = base_args(checkpoints, num_samples=8, batch_size=1, timestep_respacing=25, sampler=sampler)
     sample(tmp_path / "whole", args)
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OPENAI_LOGDIR": str(tmp_path / "cut")}
@@ -138,7 +157,7 @@ def test_killed_run_resumes_to_the_same_file(tmp_path, checkpoints):
     assert f"{len(done)} samples already on disk" in (tmp_path / "cut" / "log.txt").read_text()
 
     proc = sample(tmp_path / "cut", base_args(checkpoints, num_samples=8, batch_size=1, timestep_respacing=25,
-                                              gamma=0.1), check=False)
+                                              gamma=0.1, sampler=sampler), check=False)
     assert_one_line_error(proc, "--gamma 0.04 there, 0.1 now")
 
 
@@ -150,9 +169,13 @@ def test_killed_run_resumes_to_the_same_file(tmp_path, checkpoints):
     ({"relevance": "{checkpoints}/wrong.npz"}, "the relevance matrix is for 4 classes but the classifier has 3"),
     ({"relevance": "{checkpoints}/none.npz"}, "relevance matrix not found"),
     ({"model_path": "{checkpoints}/256x256_diffusion.pt"}, "256x256_diffusion.pt"),
-    ({"classifier_path": "{checkpoints}/model.pt"}, "does not fit the model built from these flags"),
+    ({"classifier_path": "{checkpoints}/model.pt"}, "model.pt is a diffusion model's checkpoint, not a classifier"),
     ({"label_dropout": 0.0}, "--label_dropout should be > 0"),
     ({"label_set": "digits"}, "--label_set digits has 10 classes but the classifier has 3"),
+    ({"sampler": "euler"}, "--sampler must be one of ddpm, ddim, dpmpp_2m"),
+    ({"sampler": "dpmpp_2m", "use_ddim": True}, "--use_ddim True and --sampler dpmpp_2m disagree"),
+    ({"precision": "fp16"}, "--precision fp16 needs a CUDA device"),
+    ({"precision": "bf16", "use_fp16": True}, "do not combine"),
 ])
 def test_bad_input_is_one_line_before_sampling(tmp_path, checkpoints, overrides, message):
     np.savez(checkpoints / "wrong.npz", relevance=np.full((4, 4), 0.1) + np.eye(4) * 0.6)
@@ -160,6 +183,66 @@ def test_bad_input_is_one_line_before_sampling(tmp_path, checkpoints, overrides,
     proc = sample(tmp_path, base_args(checkpoints, **overrides), check=False)
     assert_one_line_error(proc, message)
     assert not (tmp_path / "shards").exists()
+
+
+@pytest.fixture(scope="module")
+def broken_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("broken")
+    adm = (ROOT / "guided_diffusion/models/digits/adm.pt").read_bytes()
+    (root / "cut.pt").write_bytes(adm[: len(adm) // 3])  # a partly downloaded checkpoint
+    (root / "text.pt").write_text("not a checkpoint\n")
+    (root / "adm_copy.pt").write_bytes(adm)
+    return root
+
+
+SHIPPED_JOB = ["--num_samples", "2", "--batch_size", "2", "--timestep_respacing", "3"]
+
+
+@pytest.mark.parametrize("nproc", [1, 2])
+@pytest.mark.parametrize("args,message", [
+    (["--model_path", "{broken}/cut.pt"], "cut.pt (%s bytes) cannot be read as a PyTorch checkpoint"),
+    (["--model_path", "{broken}/text.pt"], "text.pt (17 bytes) cannot be read as a PyTorch checkpoint"),
+    (["--classifier_path", "digits/adm"], "--classifier_path digits/adm is a diffusion model, not a classifier"),
+    (["--classifier_path", "{broken}/adm_copy.pt"], "adm_copy.pt is a diffusion model's checkpoint, not a classifier"),
+    (["--model_path", "digits/classifier"], "--model_path digits/classifier is a classifier model, not a diffusion"),
+    (["--timestep_respacing", "abc"], "--timestep_respacing 'abc' is not a step count"),
+    (["--image_size", "32"], "likely wrong flags: --image_size should be 16 (is 32)"),
+])
+def test_bad_files_and_flags_for_the_shipped_job_are_one_line(tmp_path, broken_files, nproc, args, message):
+    args = [a.format(broken=broken_files) for a in args]
+    message = message.replace("%s", f"{(broken_files / 'cut.pt').stat().st_size:,}")
+    proc = sample(tmp_path, SHIPPED_JOB + args, nproc=nproc, check=False)
+    assert_one_line_error(proc, message)
+    assert not (tmp_path / "shards").exists()
+
+
+@pytest.mark.parametrize("nproc", [1, 2])
+def test_a_damaged_shard_is_sampled_again_to_the_same_file(tmp_path, checkpoints, nproc):
+    args = base_args(checkpoints, num_samples=6, batch_size=2, save_trajectory=3)
+    sample(tmp_path / "whole", args)
+    sample(tmp_path / "hurt", args, nproc=nproc)
+    final = tmp_path / "hurt" / "samples_6x8x8x3.npz"
+    shard = tmp_path / "hurt" / "shards" / "batch_000001.npz"
+    shard.write_bytes(shard.read_bytes()[:-100])  # cut short by a full disk
+    final.unlink()
+    sample(tmp_path / "hurt", args, nproc=nproc)
+    assert digest(final) == digest(tmp_path / "whole" / "samples_6x8x8x3.npz")
+    log = (tmp_path / "hurt" / "log.txt").read_text()
+    assert "batch 1 (samples 2..3) will be sampled again" in log and shard.with_name(shard.name + ".damaged").exists()
+
+
+def test_a_damaged_run_args_file_is_one_line_naming_it(tmp_path, checkpoints):
+    args = base_args(checkpoints, num_samples=2)
+    sample(tmp_path, args)
+    (tmp_path / "run_args.json").write_text('{"gamma": 0.04,')
+    proc = sample(tmp_path, args, check=False)
+    assert_one_line_error(proc, f"{tmp_path / 'run_args.json'} is damaged", "delete it")
+
+
+def test_robustness_of_labels_outside_the_bank_is_one_line(tmp_path):
+    np.savez(tmp_path / "s.npz", np.zeros((2, 16, 16, 3), np.uint8), np.array([3, 50]))
+    proc = run_python(["evaluations/robustness.py", str(tmp_path / "s.npz"), "--bank", "digits/bank1"], check=False)
+    assert_one_line_error(proc, "labels 50 are outside the 10 classes of digits/bank1")
 
 
 def test_adm_style_client_code_runs_under_plain_python(tmp_path):

@@ -16,8 +16,16 @@ DIFFUSION = SimpleNamespace(num_timesteps=4)
 def test_named_samplers():
     assert isinstance(create_named_schedule_sampler("uniform", DIFFUSION), UniformSampler)
     assert isinstance(create_named_schedule_sampler("loss-second-moment", DIFFUSION), LossSecondMomentResampler)
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(ValueError, match="unknown --schedule_sampler"):
         create_named_schedule_sampler("nope", DIFFUSION)
+
+
+def test_uniform_below_draws_only_the_low_noise_steps():
+    np.random.seed(0)
+    t, _ = create_named_schedule_sampler("uniform_below_2", DIFFUSION).sample(500, "cpu")
+    assert set(t.tolist()) == {0, 1}
+    with pytest.raises(ValueError, match="must be in"):
+        create_named_schedule_sampler("uniform_below_9", DIFFUSION)
 
 
 def test_uniform_sampler_draws_valid_steps_with_unit_weights():

@@ -24,6 +24,12 @@ def test_impossible_spacings_are_rejected(bad):
         space_timesteps(200 if bad == "300" else 10, bad)
 
 
+@pytest.mark.parametrize("bad", ["abc", "10,x", "", "ddimx"])
+def test_unparsable_spacings_name_the_flag(bad):
+    with pytest.raises(ValueError, match="--timestep_respacing"):
+        space_timesteps(1000, bad)
+
+
 def _spaced(keep, **kw):
     return SpacedDiffusion(use_timesteps=keep, betas=gd.get_named_beta_schedule("linear", 1000),
                            model_mean_type=gd.ModelMeanType.EPSILON, model_var_type=gd.ModelVarType.FIXED_SMALL,

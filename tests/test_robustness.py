@@ -133,3 +133,39 @@ def test_own_checkpoint_in_bank(tmp_path, capsys):
     result = robustness_script.main([str(tmp_path / "s.npz"), "--bank", str(tmp_path / "clf.pt"), "--device", "cpu"])
     assert result["robustness"] == pytest.approx(75.0)
     assert result["per_classifier"][str(tmp_path / "clf.pt")]["top5"] == 100.0
+
+
+def test_labels_outside_the_bank_are_an_error_naming_them(tmp_path):
+    np.savez(tmp_path / "s.npz", np.zeros((3, 16, 16, 3), dtype=np.uint8), np.array([1, 50, 1200]))
+    with pytest.raises(ValueError, match="labels 1200 are outside the 1000 classes of squeezenet1_1"):
+        robustness_script.main([str(tmp_path / "s.npz"), "--bank", "squeezenet1_1", "--random-weights"])
+    np.savez(tmp_path / "d.npz", np.zeros((3, 16, 16, 3), dtype=np.uint8), np.array([1, 50, 12]))
+    with pytest.raises(ValueError, match="labels 12, 50 are outside the 10 classes of digits/bank1"):
+        robustness_script.main([str(tmp_path / "d.npz"), "--bank", "digits/bank1"])
+
+
+def test_adversarial_gap_arithmetic():
+    labels = np.array([0, 0, 1, 1])
+    bank = {"a": np.array([[0], [1], [1], [0]]), "b": np.array([[0], [1], [0], [0]])}
+    guide = np.array([[0], [0], [1], [1]])
+    gap = robustness.adversarial_gap(bank, guide, labels)
+    assert gap["guide_top1"] == 100.0 and gap["bank_top1"] == 37.5 and gap["gap"] == 62.5
+    assert gap["per_class"]["0"] == {"guide_top1": 100.0, "bank_top1": 50.0, "gap": 50.0}
+    assert gap["per_class"]["1"] == {"guide_top1": 100.0, "bank_top1": 25.0, "gap": 75.0}
+    assert gap["fooled_fraction"] == 50.0  # samples 1 and 3: the guide accepts, most of the bank rejects (2: half)
+
+
+def test_cli_reports_the_guide_and_the_gap(tmp_path, capsys):
+    from guided_diffusion.digits import load_digits_split
+
+    images, labels = load_digits_split()["test"]
+    np.savez(tmp_path / "s.npz", images[:40], labels[:40])
+    result = robustness_script.main([str(tmp_path / "s.npz"), "--bank", "digits/bank1,digits/bank2",
+                                     "--guide", "digits/classifier", "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert "Guide digits/classifier Top-1:" in out and "Adversarial gap (guide - bank):" in out
+    guide = json.loads((tmp_path / "r.json").read_text())["guide"]
+    assert guide == result["guide"] and guide["name"] == "digits/classifier"
+    assert guide["gap"] == pytest.approx(guide["guide_top1"] - result["robustness"])
+    assert set(guide["per_class"]) == {str(c) for c in np.unique(labels[:40])}
+    assert guide["guide_top1"] > 90  # held-out digits: the guide reads them too

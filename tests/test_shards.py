@@ -49,3 +49,44 @@ def test_run_arguments_are_recorded_and_compared(tmp_path):
     with pytest.raises(ValueError, match=r"--gamma 0.04 there, 0.1 now") as err:
         run.check_args({**args, "gamma": 0.1})
     assert "classes" not in str(err.value) and "OPENAI_LOGDIR" in str(err.value)
+
+
+def _batch(n, value=1):
+    return {"images": np.full((n, 2, 2, 3), value, np.uint8), "labels": np.arange(n)}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "rows", "empty"])
+def test_a_damaged_shard_is_set_aside_and_its_batch_sampled_again(tmp_path, damage):
+    run = ShardedRun(tmp_path, num_samples=5, batch_size=2)
+    for j in range(3):
+        run.write(j, _batch(run.bounds(j)[1] - run.bounds(j)[0]))
+    path = run.shard_path(1)
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":  # a changed byte inside the image data: the zip CRC catches it
+        at = data.index(bytes([1] * 8))
+        path.write_bytes(data[:at] + b"\x07" + data[at + 1:])
+    elif damage == "rows":
+        run.write(1, _batch(1))
+    else:
+        path.write_bytes(b"")
+    assert run.damage(1) and run.damage(0) is None
+    logged = []
+    assert run.discard_damaged(logged.append) == [1]
+    assert run.pending(0, 1) == [1] and "batch 1 (samples 2..3) will be sampled again" in logged[0]
+    assert (run.shard_dir / "batch_000001.npz.damaged").is_file()
+    assert run.discard_damaged(logged.append) == [] and len(logged) == 1
+
+
+def test_a_damaged_run_args_file_is_named_with_the_way_out(tmp_path):
+    run = ShardedRun(tmp_path, num_samples=5, batch_size=2)
+    run.check_args({"a": 1})
+    (tmp_path / RUN_ARGS).write_text('{"a": 1,')
+    with pytest.raises(ValueError) as err:
+        run.check_args({"a": 1})
+    message = str(err.value)
+    assert str(tmp_path / RUN_ARGS) in message and "is damaged" in message and "delete it" in message
+    (tmp_path / RUN_ARGS).write_bytes(b"\xff\xfe")
+    with pytest.raises(ValueError, match="is damaged"):
+        run.check_args({"a": 1})

@@ -13,21 +13,30 @@ CLASSIFIER_FLAGS = dict(image_size=8, classifier_width=32, classifier_depth=1, c
                         classifier_attention_resolutions="4")
 
 
+def randomize_zero_layers(net: torch.nn.Module, std: float = 0.05) -> torch.nn.Module:
+    """Give every all-zero parameter (ADM zero-initialises the last layer of each residual block, each
+    attention projection and the output head, and norms start with zero bias) a random value, so that
+    every input (the timestep, the label) reaches the output as in a trained network."""
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.is_floating_point() and not p.any():
+                p.normal_(0, std)
+    return net
+
+
 def tiny_model_and_diffusion(seed: int = 0, **overrides):
-    """A random UNet whose output head is not zero (so sampling depends on it), in eval mode."""
+    """A random UNet with no zero-initialised layer left (its output depends on x, t and y), in eval mode."""
     torch.manual_seed(seed)
     model, diffusion = su.create_model_and_diffusion(
         **{**su.model_and_diffusion_defaults(), **MODEL_FLAGS, **overrides})
-    with torch.no_grad():
-        for p in model.out.parameters():
-            p.normal_(0, 0.05)
-    return model.eval(), diffusion
+    return randomize_zero_layers(model).eval(), diffusion
 
 
 def tiny_classifier(num_classes: int = 5, seed: int = 1) -> torch.nn.Module:
-    """A random noise-aware classifier with a non-zero head, in eval mode."""
+    """A random noise-aware classifier with no zero-initialised layer left, in eval mode."""
     torch.manual_seed(seed)
     classifier = su.create_classifier(**{**su.classifier_defaults(), **CLASSIFIER_FLAGS, "num_classes": num_classes})
+    randomize_zero_layers(classifier)
     with torch.no_grad():
         for p in classifier.out.parameters():
             p.normal_(0, 0.5)

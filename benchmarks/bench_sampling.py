@@ -1,0 +1,150 @@
+"""Seconds per guided sample: ADM's way (DDPM, 250 steps, fp32) against the fast settings.
+
+Every sampler step costs one denoiser forward and one classifier forward and backward, so a
+setting's cost per sample is (its seconds per step) x (its steps) / (batch). The seconds per step
+of each sampler (DDPM, DDIM, DPM-Solver++(2M)) in each precision (fp32; bf16 autocast; fp16
+autocast on CUDA), with and without torch.compile (--compile) and channels_last (--channels_last),
+are measured side by side in one run: a few real sampling steps of each, interleaved in an order
+rotated every repeat, median over repeats. The table then prices each setting (sampler x steps x
+precision x compile) per sample and as a speed-up over DDPM-250 fp32.
+
+    python benchmarks/bench_sampling.py                                  # official 64x64 and digits, CPU
+    python benchmarks/bench_sampling.py --configs 64x64,256x256 --batch_size 16 --compile   # a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import platform
+import time
+
+import numpy as np
+import torch
+
+from guided_diffusion import script_util as su
+from guided_diffusion.checkpoints import load_checkpoint
+from guided_diffusion.guidance import ClassifierGuidance
+from guided_diffusion.precision import accelerate
+from guided_diffusion.sampling import SAMPLERS, sample_loop
+from guided_diffusion.shipped import manifest
+
+from bench_unet import CONFIGS
+
+OFFICIAL = {
+    **{k: v for k, v in CONFIGS.items() if k == "64x64"},
+    # The 256x256 conditional checkpoint's flags from the ADM README.
+    "256x256": dict(
+        model=dict(image_size=256, num_channels=256, num_res_blocks=2, attention_resolutions="32,16,8",
+                   num_head_channels=64, class_cond=True, learn_sigma=True, resblock_updown=True,
+                   use_scale_shift_norm=True, noise_schedule="linear"),
+        classifier=dict(image_size=256),
+    ),
+}
+BASELINE = ("ddpm", 250, "fp32", False, False)
+SETTINGS = [("ddpm", 250), ("ddim", 50), ("ddim", 25), ("dpmpp_2m", 25), ("dpmpp_2m", 20), ("dpmpp_2m", 15),
+            ("dpmpp_2m", 10)]
+
+
+def build(name: str, device: torch.device):
+    """The config's denoiser and classifier: random weights at the official flags, or the shipped digit models."""
+    if name == "digits":
+        flags = {**su.model_and_diffusion_defaults(), **manifest("digits/adm")["flags"]}
+        model, _ = su.create_model_and_diffusion(**flags)
+        load_checkpoint(model, "digits/adm")
+        classifier = su.create_classifier(**{**su.classifier_defaults(), **{
+            k: v for k, v in manifest("digits/classifier")["flags"].items() if k in su.classifier_defaults()}})
+        load_checkpoint(classifier, "digits/classifier")
+    else:
+        config = OFFICIAL[name]
+        flags = {**su.model_and_diffusion_defaults(), **config["model"]}
+        model, _ = su.create_model_and_diffusion(**flags)
+        classifier = su.create_classifier(**{**su.classifier_defaults(), **config["classifier"]})
+    return model.to(device).eval(), classifier.to(device).eval(), flags
+
+
+def step_timer(model, classifier, flags: dict, sampler: str, precision: str, compile: bool, channels_last: bool,
+               batch: int, steps: int, device: torch.device):
+    """A function that runs ``steps`` guided steps of ``sampler`` from the middle of a 250-step schedule and
+    returns the seconds per step."""
+    diffusion = su.create_gaussian_diffusion(steps=flags["diffusion_steps"], learn_sigma=flags["learn_sigma"],
+                                             noise_schedule=flags["noise_schedule"], timestep_respacing="250")
+    net = accelerate(model, precision, compile, channels_last)
+    guide = ClassifierGuidance(accelerate(classifier, precision, compile, channels_last), 1.0)
+    size, classes = flags["image_size"], flags["num_classes"] if flags["class_cond"] else None
+    x = torch.randn(batch, 3, size, size, device=device)
+    y = torch.randint(0, classes or 10, (batch,), device=device)
+    kwargs = {"y": y} if classes else {}
+
+    def denoiser(x_t, t, y=None):
+        return net(x_t, t, **kwargs)
+
+    def run() -> float:
+        loop = sample_loop(diffusion, sampler, progressive=True)(denoiser, tuple(x.shape), noise=x, cond_fn=guide,
+                                                                 model_kwargs={"y": y}, device=device)
+        next(loop)  # the first step (a DPM-Solver++ run starts first order), untimed
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(steps):
+            next(loop)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / steps
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", default="64x64,digits", help="64x64, 256x256 (official flags, random weights), "
+                        "digits (the shipped models)")
+    parser.add_argument("--batch_size", type=int, default=None, help="default: 2 for the official configs, 64 digits")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per measurement")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="also with torch.compile")
+    parser.add_argument("--channels_last", action="store_true", help="also in channels_last")
+    parser.add_argument("--samplers", default=",".join(SAMPLERS))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    precisions = ["fp32", "bf16"] + (["fp16"] if device.type == "cuda" else [])
+    compiles = [False, True] if args.compile else [False]
+    layouts = [False, True] if args.channels_last else [False]
+    samplers = args.samplers.split(",")
+    name_of = {True: "yes", False: "no"}
+    print(f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.machine()})"
+          f" torch={torch.__version__} threads={torch.get_num_threads()} steps={args.steps} repeats={args.repeats}")
+    torch.manual_seed(0)
+    for config in args.configs.split(","):
+        model, classifier, flags = build(config, device)
+        batch = args.batch_size or (64 if config == "digits" else 2)
+        combos = list(itertools.product(samplers, precisions, compiles, layouts))
+        timers = {c: step_timer(model, classifier, flags, *c, batch, args.steps, device) for c in combos}
+        for timer in timers.values():  # warm-up (and compilation)
+            timer()
+        times: dict[tuple, list[float]] = {c: [] for c in combos}
+        for r in range(args.repeats):
+            for c in combos[r % len(combos):] + combos[:r % len(combos)]:
+                times[c].append(timers[c]())
+        per_step = {c: float(np.median(v)) for c, v in times.items()}
+        base = per_step[BASELINE[0], "fp32", False, False] * 250 / batch
+        print(f"\n{config}: batch {batch}; seconds per guided step (median)")
+        print(f"{'sampler':<9} {'precision':<9} {'compile':<7} {'ch.last':<7} {'s/step':>9} {'vs fp32':>8}")
+        for c in combos:
+            fp32 = per_step[c[0], "fp32", c[2], c[3]]
+            print(f"{c[0]:<9} {c[1]:<9} {name_of[c[2]]:<7} {name_of[c[3]]:<7} {per_step[c]:9.4f} "
+                  f"{fp32 / per_step[c]:7.2f}x")
+        print(f"\n{config}: seconds per sample (s/step x steps / batch) and speed-up over DDPM-250 fp32 "
+              f"({base:.3f} s/sample)")
+        print(f"{'setting':<16} {'precision':<9} {'compile':<7} {'ch.last':<7} {'s/sample':>9} {'speed-up':>9}")
+        for (sampler, n), precision, compiled, layout in itertools.product(SETTINGS, precisions, compiles, layouts):
+            if sampler not in samplers:
+                continue
+            cost = per_step[sampler, precision, compiled, layout] * n / batch
+            print(f"{f'{sampler}-{n}':<16} {precision:<9} {name_of[compiled]:<7} {name_of[layout]:<7} "
+                  f"{cost:9.4f} {base / cost:8.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""DPM-Solver++(2M): the multistep second-order solver of the diffusion ODE in data prediction
+(Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models",
+Algorithm 2), over the kept timesteps of a (respaced) discrete-time diffusion.
+
+With ``alpha_t = sqrt(abar_t)``, ``sigma_t = sqrt(1 - abar_t)`` and the half log-SNR
+``lambda_t = log(alpha_t / sigma_t)``, one step from ``s`` to the next (smaller) time ``t``,
+``h = lambda_t - lambda_s``, given the data predictions ``x0_s`` (now) and ``x0_r`` (the step before,
+``h_prev = lambda_s - lambda_r``, ``r = h_prev / h``) is
+
+    D   = (1 + 1 / (2 r)) x0_s - 1 / (2 r) x0_r                       (Alg. 2; D = x0_s on the first step)
+    x_t = (sigma_t / sigma_s) x_s - alpha_t (exp(-h) - 1) D            (Eq. 9, first order in D)
+
+The step into the smallest timestep (index 0) is first order (DPM-Solver's "lower order final"):
+the log-SNR jumps there (cosine schedule: lambda = 2.3 at t = 53, 5.1 at t = 0), ``r`` is small
+and the extrapolation overshoots (on Gaussian data, where the ODE is solved exactly, 20 uniform
+steps err by 0.17 with it and 0.006 without). The last step goes to the clean data (``sigma = 0``)
+and returns ``x0_s``, as DDIM's last step does. The first-order update is DDIM with eta = 0.
+Guidance enters through the data prediction: the sampler shifts the predicted noise by the
+guidance gradient (``GaussianDiffusion.condition_score``) before ``x0_s`` is formed.
+
+Step spacing (:func:`logsnr_timesteps`): ``timestep_respacing`` chooses the N timesteps the
+solver visits; uniform in time (ADM's respacing) or uniform in log-SNR.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class DPMSolverPlusPlus:
+    """The state of one DPM-Solver++(2M) run over a diffusion's timesteps (index ``i`` = the
+    diffusion's step ``i``; a run visits N-1, N-2, ..., 0 in turn)."""
+
+    def __init__(self, alphas_cumprod: np.ndarray, order: int = 2):
+        if order not in (1, 2):
+            raise ValueError(f"DPM-Solver++ order must be 1 or 2, got {order}")
+        abar = np.asarray(alphas_cumprod, dtype=np.float64)
+        self.alpha = np.sqrt(abar)
+        self.sigma = np.sqrt(1.0 - abar)
+        self.lam = np.log(self.alpha) - np.log(self.sigma)
+        self.order = order
+        self._previous: tuple[int, torch.Tensor] | None = None  # (index, x0) of the step before
+
+    def step(self, x: torch.Tensor, index: int, x0: torch.Tensor) -> torch.Tensor:
+        """``x`` at step ``index`` with its data prediction ``x0``, moved to step ``index - 1`` (the data at 0)."""
+        previous, self._previous = self._previous, (index, x0)
+        if index == 0:
+            return x0  # to sigma = 0: x = alpha x0 with alpha = 1
+        s, t = index, index - 1
+        h = self.lam[t] - self.lam[s]
+        d = x0
+        if self.order == 2 and previous is not None and t > 0:
+            r = (self.lam[s] - self.lam[previous[0]]) / h
+            d = (1 + 0.5 / r) * x0 - (0.5 / r) * previous[1]
+        return float(self.sigma[t] / self.sigma[s]) * x - float(self.alpha[t] * np.expm1(-h)) * d
+
+
+def logsnr_timesteps(alphas_cumprod: np.ndarray, num_steps: int) -> list[int]:
+    """``num_steps`` distinct timesteps of a diffusion, from its last (T - 1) to its first (0), whose
+    log-SNRs are as evenly spaced as integer timesteps allow (uniform in lambda)."""
+    abar = np.asarray(alphas_cumprod, dtype=np.float64)
+    T = len(abar)
+    if not 1 <= num_steps <= T:
+        raise ValueError(f"--timestep_respacing logsnr{num_steps}: need 1 to {T} steps")
+    lam = 0.5 * (np.log(abar) - np.log1p(-abar))  # decreasing in t
+    if num_steps == 1:
+        return [T - 1]
+    targets = np.linspace(lam[T - 1], lam[0], num_steps)
+    chosen: list[int] = []
+    for k, target in enumerate(targets):  # nearest free timestep below the previous one, leaving room for the rest
+        low, high = num_steps - 1 - k, (chosen[-1] - 1) if chosen else T - 1
+        candidates = np.arange(low, high + 1)
+        chosen.append(int(candidates[np.argmin(np.abs(lam[candidates] - target))]))
+    return sorted(chosen)

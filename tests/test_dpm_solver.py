@@ -1,0 +1,107 @@
+"""DPM-Solver++(2M): order of accuracy on an exactly solvable ODE, its first-order form is DDIM, guidance."""
+
+import numpy as np
+import pytest
+import torch
+
+from guided_diffusion import script_util as su
+from guided_diffusion.dpm_solver import DPMSolverPlusPlus, logsnr_timesteps
+from guided_diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
+
+from tiny import tiny_classifier, tiny_model_and_diffusion
+
+C = 5
+DATA_STD = 0.5
+
+
+class GaussianData:
+    """The exact noise prediction for data ~ N(0, c^2 I): the probability-flow ODE is solved in closed form,
+    x_0 = x_T c / sqrt(abar_T c^2 + 1 - abar_T)."""
+
+    def __init__(self, alphas_cumprod: np.ndarray):
+        self.abar = torch.tensor(alphas_cumprod, dtype=torch.float64)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a, s = self.abar[t].sqrt().view(-1, 1, 1, 1), (1 - self.abar[t]).sqrt().view(-1, 1, 1, 1)
+        x0 = a * DATA_STD**2 / (a**2 * DATA_STD**2 + s**2) * x.double()
+        return ((x.double() - a * x0) / s).float()
+
+    def solution(self, x_T: torch.Tensor) -> torch.Tensor:
+        abar = self.abar[-1]
+        return x_T * DATA_STD / torch.sqrt(abar * DATA_STD**2 + 1 - abar).float()
+
+    def parameters(self):
+        return iter([torch.zeros(1)])
+
+
+def _errors(respacing: str) -> dict[str, float]:
+    diffusion = su.create_gaussian_diffusion(steps=1000, noise_schedule="cosine", timestep_respacing=respacing)
+    data = GaussianData(su.create_gaussian_diffusion(steps=1000, noise_schedule="cosine").alphas_cumprod)
+    x_T = torch.randn(4, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    runs = {"ddim": diffusion.ddim_sample_loop(data, x_T.shape, noise=x_T, clip_denoised=False),
+            "dpm1": diffusion.dpm_solver_sample_loop(data, x_T.shape, noise=x_T, clip_denoised=False, order=1),
+            "dpm2": diffusion.dpm_solver_sample_loop(data, x_T.shape, noise=x_T, clip_denoised=False)}
+    exact = data.solution(x_T)
+    errors = {k: (v - exact).abs().max().item() for k, v in runs.items()}
+    errors["dpm1_vs_ddim"] = (runs["dpm1"] - runs["ddim"]).abs().max().item()
+    return errors
+
+
+@pytest.mark.parametrize("respacing", ["20", "40", "80"])
+def test_second_order_beats_ddim_on_an_exactly_solvable_ode(respacing):
+    errors = _errors(respacing)
+    assert errors["dpm2"] < errors["ddim"] / 10, errors  # measured: 24x, 18x, 21x smaller
+    assert errors["dpm1_vs_ddim"] < 1e-5, errors  # first order in lambda is DDIM with eta = 0
+
+
+def test_the_first_step_and_the_last_are_first_order():
+    solver = DPMSolverPlusPlus(np.array([0.999, 0.9, 0.5, 0.1]))
+    x, x0, other = torch.ones(1), torch.full((1,), 0.5), torch.full((1,), -3.0)
+    first = solver.step(x, 3, x0)
+    expected = solver.sigma[2] / solver.sigma[3] * x - solver.alpha[2] * np.expm1(solver.lam[3] - solver.lam[2]) * x0
+    torch.testing.assert_close(first, expected.float())
+    second = solver.step(first, 2, other)  # uses both predictions
+    first_order = DPMSolverPlusPlus(np.array([0.999, 0.9, 0.5, 0.1]), order=1)
+    first_order.step(x, 3, x0)
+    assert not torch.allclose(second, first_order.step(first, 2, other))
+    into_zero = solver.step(second, 1, other)  # into the smallest timestep: first order
+    first_order.step(second, 0, x0)  # (state only)
+    plain = DPMSolverPlusPlus(np.array([0.999, 0.9, 0.5, 0.1]), order=1)
+    torch.testing.assert_close(into_zero, plain.step(second, 1, other))
+    assert torch.equal(solver.step(into_zero, 0, x0), x0)  # to the data: the prediction itself
+    with pytest.raises(ValueError, match="order"):
+        DPMSolverPlusPlus(np.array([0.5]), order=3)
+
+
+def test_logsnr_spacing():
+    abar = su.create_gaussian_diffusion(steps=1000, noise_schedule="cosine").alphas_cumprod
+    steps = logsnr_timesteps(abar, 20)
+    assert len(set(steps)) == 20 and steps == sorted(steps) and steps[0] == 0 and steps[-1] == 999
+    lam = 0.5 * np.log(abar / (1 - abar))[steps]
+    ideal = (lam[0] - lam[-1]) / 19
+    even = np.abs(-np.diff(lam) - ideal) < 0.1 * ideal
+    assert even.sum() >= 12, np.diff(lam)  # even in lambda but where integer timesteps are too coarse (t near 999)
+    diffusion = su.create_gaussian_diffusion(steps=1000, noise_schedule="cosine", timestep_respacing="logsnr20")
+    assert diffusion.timestep_map == steps
+    with pytest.raises(ValueError, match="logsnrN"):
+        su.create_gaussian_diffusion(steps=1000, timestep_respacing="logsnrx")
+
+
+def test_deterministic_learned_variance_respaced_and_guided():
+    model, diffusion = tiny_model_and_diffusion(class_cond=True, num_classes=C, label_dropout=0.1,
+                                                timestep_respacing="8")
+    classifier = tiny_classifier(C)
+    y = torch.tensor([0, 3])
+    x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def run(denoiser, cond_fn=None, noise_sampler=None):
+        return diffusion.dpm_solver_sample_loop(denoiser, (2, 3, 8, 8), noise=x_T, cond_fn=cond_fn,
+                                                model_kwargs={"y": y}, noise_sampler=noise_sampler)
+
+    plain = run(model)
+    assert torch.equal(plain, run(model, noise_sampler=lambda x: torch.randn_like(x)))  # no noise is used
+    guided = run(model, ClassifierGuidance(classifier, 5.0))
+    free = run(ClassifierFreeGuidance(model, 2.0))
+    assert torch.isfinite(guided).all() and torch.isfinite(free).all()
+    assert not torch.allclose(plain, guided) and not torch.allclose(plain, free)
+    assert plain.abs().max() <= 1.0  # the last step returns the clipped prediction of x_0

@@ -1,0 +1,86 @@
+"""Autocast, compile and channels_last wrappers for sampling: outputs, gradients, attributes, clear errors."""
+
+import pytest
+import torch
+
+from guided_diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
+from guided_diffusion.precision import Accelerated, accelerate, check_precision
+
+from tiny import tiny_classifier, tiny_model_and_diffusion
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def nets():
+    model, _ = tiny_model_and_diffusion(class_cond=True, num_classes=5, label_dropout=0.1)
+    return model, tiny_classifier(5)
+
+
+def test_fp32_changes_nothing(nets):
+    model, _ = nets
+    assert accelerate(model, "fp32") is model
+
+
+def test_bf16_autocast_gives_float32_outputs_and_gradients_close_to_fp32(nets):
+    model, classifier = nets
+    x, t, y = torch.randn(2, 3, 8, 8), torch.tensor([10, 60]), torch.tensor([1, 3])
+    fast = accelerate(model, "bf16")
+    with torch.no_grad():
+        exact, approx = model(x, t, y), fast(x, t, y)
+    assert approx.dtype == torch.float32 and next(model.parameters()).dtype == torch.float32  # weights untouched
+    assert (approx - exact).abs().max() < 0.05 * exact.abs().max() and not torch.equal(approx, exact)
+    grad32 = ClassifierGuidance(classifier, 2.0)(x, t, y=y)
+    grad16 = ClassifierGuidance(accelerate(classifier, "bf16"), 2.0)(x, t, y=y)
+    assert grad16.dtype == torch.float32
+    cosine = torch.nn.functional.cosine_similarity(grad16.flatten(), grad32.flatten(), dim=0)
+    assert cosine > 0.99
+
+
+def test_wrapped_model_keeps_the_attributes_samplers_read(nets):
+    model, _ = nets
+    fast = accelerate(model, "bf16")
+    assert fast.null_class == model.null_class == 5 and fast.num_classes == 5
+    x, t, y = torch.randn(2, 3, 8, 8), torch.tensor([10, 60]), torch.tensor([1, 3])
+    with torch.no_grad():
+        out = ClassifierFreeGuidance(fast, 1.5)(x, t, y=y)
+    assert out.shape == (2, 6, 8, 8) and out.dtype == torch.float32
+
+
+def test_channels_last_gives_the_same_outputs(nets):
+    model, _ = nets
+    x, t, y = torch.randn(2, 3, 8, 8), torch.tensor([10, 60]), torch.tensor([1, 3])
+    with torch.no_grad():
+        plain = model(x, t, y)
+        fast = Accelerated(model, "fp32", channels_last=True)(x, t, y)
+    model.to(memory_format=torch.contiguous_format)
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-4)
+
+
+def test_bad_precisions_are_clear_errors():
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        check_precision("fp16", CPU)
+    with pytest.raises(ValueError, match="do not combine"):
+        check_precision("bf16", CPU, use_fp16=True)
+    with pytest.raises(ValueError, match="must be one of"):
+        check_precision("int8", CPU)
+    assert check_precision("bf16", CPU) == torch.bfloat16
+
+
+def test_compile_runs_and_its_failure_is_a_clear_error(nets, monkeypatch):
+    model, _ = nets
+    x, t, y = torch.randn(2, 3, 8, 8), torch.tensor([10, 60]), torch.tensor([1, 3])
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda net: real_compile(net, backend="eager"))  # no C++ build in tests
+    with torch.no_grad():
+        torch.testing.assert_close(accelerate(model, "fp32", compile=True)(x, t, y), model(x, t, y))
+
+    def broken(net):
+        def run(*args, **kwargs):
+            raise RuntimeError("InductorError: no working C++ compiler found")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(ValueError, match="--compile: torch.compile cannot compile UNetModel here .*run without"):
+        with torch.no_grad():
+            accelerate(model, "fp32", compile=True)(x, t, y)
