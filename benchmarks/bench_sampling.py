@@ -15,6 +15,7 @@ precision x compile) per sample and as a speed-up over DDPM-250 fp32.
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import platform
 import time
@@ -69,8 +70,9 @@ def step_timer(model, classifier, flags: dict, sampler: str, precision: str, com
     returns the seconds per step."""
     diffusion = su.create_gaussian_diffusion(steps=flags["diffusion_steps"], learn_sigma=flags["learn_sigma"],
                                              noise_schedule=flags["noise_schedule"], timestep_respacing="250")
-    net = accelerate(model, precision, compile, channels_last)
-    guide = ClassifierGuidance(accelerate(classifier, precision, compile, channels_last), 1.0)
+    net = accelerate(copy.deepcopy(model), precision, compile, channels_last, cast_weights=True)  # as the scripts
+    guide = ClassifierGuidance(accelerate(copy.deepcopy(classifier), precision, compile, channels_last,
+                                          cast_weights=True), 1.0)
     size, classes = flags["image_size"], flags["num_classes"] if flags["class_cond"] else None
     x = torch.randn(batch, 3, size, size, device=device)
     y = torch.randint(0, classes or 10, (batch,), device=device)

@@ -12,6 +12,8 @@ bank (evaluations/robustness.py --guide). Runs are cached by setting and seed.
 
 from __future__ import annotations
 
+import argparse
+import copy
 import json
 import platform
 import time
@@ -40,6 +42,7 @@ from guided_diffusion.relevance import (
     shipped_relevance,
 )
 from guided_diffusion.robustness import adversarial_gap, build_bank, robustness
+from guided_diffusion.sampling import respacing_for
 from guided_diffusion.seeding import SampleNoise, sample_labels
 from guided_diffusion.shipped import manifest
 
@@ -65,7 +68,7 @@ class Config:
     sampler: str = "ddpm"  # ddpm | ddim | dpmpp_2m
     steps: int = 0  # 0: the lab's step count
     precision: str = "fp32"
-    spacing: str = ""  # "": uniform in time (ADM's respacing); "logsnr": uniform in log-SNR
+    spacing: str = ""  # "": uniform in time (ADM's respacing; dpmpp_2m's from T - T/N); "logsnr": in log-SNR
 
     def label(self) -> str:
         name = {"adm": "ADM", "cadm": "CADM"}[self.model]
@@ -127,10 +130,10 @@ class Lab:
             self._extractors[name] = ClassifierExtractor(self.classifier(name), 16, self.device)
         return self._extractors[name]
 
-    def diffusion(self, model: str, steps: int, spacing: str = ""):
-        key = (model, steps, spacing)
+    def diffusion(self, model: str, respacing: str):
+        key = (model, respacing)
         if key not in self._diffusions:
-            flags = {**self.models[model][1], "timestep_respacing": f"{spacing}{steps}"}
+            flags = {**self.models[model][1], "timestep_respacing": respacing}
             self._diffusions[key] = su.create_model_and_diffusion(**flags)[1]
         return self._diffusions[key]
 
@@ -172,23 +175,26 @@ class Lab:
     # ------------------------------------------------------------ sampling
 
     def sample(self, config: Config, seed: int, trajectory: int = 0, indices: range | None = None) -> dict:
-        """Samples of ``config`` at ``seed`` (``images``, ``labels``; with ``trajectory = k`` also the first k
-        samples' ``trajectory_x0`` and ``information_degree``); ``indices`` picks sample indices."""
+        """Samples of ``config`` at ``seed`` (``images``, ``labels``; with ``trajectory = k`` also ``trajectory_x0``
+        and ``information_degree`` of the first k of them); ``indices`` picks sample indices (default: all)."""
         model, flags = self.models[config.model]
         plan = self.plan(config)
         classifier = self.classifier(config.classifier) if config.guided_by_classifier else None
-        model = accelerate(model, config.precision)
-        classifier = accelerate(classifier, config.precision) if classifier is not None else None
+        if config.precision != "fp32":  # as the main job: a bf16 torso under autocast (on copies: shared models)
+            model = accelerate(copy.deepcopy(model), config.precision, cast_weights=True)
+            if classifier is not None:
+                classifier = accelerate(copy.deepcopy(classifier), config.precision, cast_weights=True)
         denoiser, cond_fn = build_guidance(plan, model, classifier, config.scale, flags["class_cond"])
         indices = indices if indices is not None else range(self.num_samples)
         parts = []
         for start in range(indices.start, indices.stop, self.batch_size):
             batch = range(start, min(start + self.batch_size, indices.stop))
-            parts.append(sample_batch(self.diffusion(config.model, self.steps_of(config), config.spacing), denoiser,
+            respacing = respacing_for(config.sampler, f"{config.spacing}{self.steps_of(config)}")
+            parts.append(sample_batch(self.diffusion(config.model, respacing), denoiser,
                                       cond_fn, plan,
                                       sample_labels("balanced", seed, batch, 10),
                                       SampleNoise(seed, batch, (3, 16, 16), self.device), sampler=config.sampler,
-                                      trajectory=max(0, min(trajectory, batch.stop) - batch.start)))
+                                      trajectory=max(0, min(indices.start + trajectory, batch.stop) - batch.start)))
         out = {k: np.concatenate([p[k] for p in parts]) for k in ("images", "labels")}
         if trajectory:
             for key in ("trajectory_x0", "information_degree"):
@@ -212,12 +218,22 @@ class Lab:
         bank = self.bank.extract(images)
         result["robustness"] = robustness(bank, labels)["robustness"]
         if guide:
-            logits = self.guide_extractor(guide).extract(images)["logits"]
-            gap = adversarial_gap(bank, logits.argsort(axis=1)[:, ::-1][:, :5], labels)
-            result.update({k: gap[k] for k in GUIDE_METRICS})
+            ranked = self.guide_ranking(images, guide)
+            result.update({k: v for k, v in adversarial_gap(bank, ranked, labels).items() if k in GUIDE_METRICS})
             if keep is not None:
-                keep.update(guide_top1=logits.argmax(axis=1), bank_top1=np.stack([b[:, 0] for b in bank.values()]))
+                keep.update(guide_top1=ranked[:, 0], bank_top1=np.stack([b[:, 0] for b in bank.values()]))
         return {k: float(v) for k, v in result.items()}
+
+    def guide_ranking(self, images: np.ndarray, guide: str) -> np.ndarray:
+        """The guide's top-5 classes on ``images`` (t = 0), best first."""
+        logits = self.guide_extractor(guide).extract(images)["logits"]
+        return np.argsort(-logits, axis=1, kind="stable")[:, :5]
+
+    def verdicts(self, images: np.ndarray, guide: str) -> dict[str, np.ndarray]:
+        """What the guide (``guide_top1``) and each bank member (``bank_top1``, members x N) read."""
+        bank = self.bank.extract(images)
+        return {"guide_top1": self.guide_ranking(images, guide)[:, 0],
+                "bank_top1": np.stack([b[:, 0] for b in bank.values()])}
 
     def run(self, config: Config, seed: int, keep: bool = False) -> dict[str, float]:
         """The scores of ``config`` at ``seed`` (cached); ``keep`` also keeps its images and predictions."""
@@ -237,6 +253,15 @@ class Lab:
                   f"{config.precision} seed {seed}: FID {result['fid']:7.2f}  recall {result['recall']:.3f}  "
                   f"robustness {result['robustness']:5.1f}{extra}  ({result['seconds']:.0f} s)", flush=True)
         return self.cache[key]
+
+    def reuse(self, path: Path, samplers: tuple[str, ...]) -> int:
+        """Take the runs of an earlier results.json with one of ``samplers`` instead of sampling them again
+        (a rerun after a change that leaves those samplers' code alone); returns how many."""
+        runs = [r for r in json.loads(Path(path).read_text())["runs"] if r["config"]["sampler"] in samplers]
+        for run in runs:
+            self.cache[(Config(**run["config"]), run["seed"])] = {k: v for k, v in run.items()
+                                                                  if k not in ("config", "seed")}
+        return len(runs)
 
     def raw(self, command: str, elapsed: float, **extra) -> dict:
         """The run's record for results.json: command, machine, time, settings and every run's numbers."""
@@ -277,3 +302,50 @@ def table(rows: list[tuple[str, dict]], columns=COLUMNS) -> str:
 
 def write_json(path: Path, raw: dict) -> None:
     path.write_text(json.dumps(raw, indent=1) + "\n")
+
+
+def subplots(rows: int, cols: int, figsize: tuple[float, float]):
+    """``(fig, axes)`` on matplotlib's file backend, ``axes`` always 2-d."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(rows, cols, figsize=figsize, squeeze=False)
+
+
+def save_figure(fig, path: Path, dpi: int = 100) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def lab_parser(description: str, out: str, batch_size: int, quick: tuple[int, int, str] | None = None,
+               full: tuple[int, int, str] | None = None) -> argparse.ArgumentParser:
+    """The flags every digits experiment takes: --seeds, --batch_size, --out (under results/digits), --device;
+    given the (samples, steps, scales) of a quick and a full sweep, also --quick, --num_samples, --steps and
+    --scales, whose defaults depend on --quick (:func:`sweep_lab` reads them)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--batch_size", type=int, default=batch_size)
+    parser.add_argument("--out", default=str(ROOT / "results" / "digits" / out))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    if quick and full:
+        parser.add_argument("--quick", action="store_true", help=f"{quick[0]} samples, {quick[1]} steps, scales "
+                            f"{quick[2]}: 2 CPU cores")
+        parser.add_argument("--num_samples", type=int, default=None, help=f"per run (quick {quick[0]}, full {full[0]})")
+        parser.add_argument("--steps", type=int, default=None,
+                            help=f"respaced DDPM steps (quick {quick[1]}, full {full[1]})")
+        parser.add_argument("--scales", default=None, help=f"guidance scales (quick {quick[2]}, full {full[2]})")
+        parser.set_defaults(sweep_defaults=(quick, full))
+    return parser
+
+
+def sweep_lab(args: argparse.Namespace) -> tuple[Lab, list[int], list[float]]:
+    """The :class:`Lab`, seeds and scales of the flags of :func:`lab_parser` with a sweep."""
+    samples, steps, scales = args.sweep_defaults[0 if args.quick else 1]
+    torch.manual_seed(0)
+    lab = Lab(args.num_samples or samples, args.steps or steps, args.batch_size, torch.device(args.device))
+    return lab, list(range(args.seeds)), [float(s) for s in (args.scales or scales).split(",")]

@@ -14,7 +14,6 @@ results/digits/results.json (every run's numbers).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import replace
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digits_lab import ROOT, Config, Lab, summary, table, write_json
+from digits_lab import Config, lab_parser, save_figure, subplots, summary, sweep_lab, table, write_json
 
 
 def matched_pairs(sweep: dict[str, dict[float, dict]]) -> list[dict]:
@@ -37,12 +36,7 @@ def matched_pairs(sweep: dict[str, dict[float, dict]]) -> list[dict]:
 
 
 def figure4(sweeps: dict[str, dict[str, dict[float, dict]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(8, 6), squeeze=False)
+    fig, axes = subplots(2, 2, (8, 6))
     for col, (model, sweep) in enumerate(sweeps.items()):
         for row, (key, name) in enumerate((("fid", "FID"), ("recall", "Recall"))):
             ax = axes[row, col]
@@ -57,32 +51,20 @@ def figure4(sweeps: dict[str, dict[str, dict[float, dict]]], path: Path) -> None
             ax.set_ylabel(name)
             ax.set_title(f"{model.upper()}-G: {name}")
             ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer samples, steps and scales: 2 CPU cores, < 30 min")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--num_samples", type=int, default=None, help="per run (quick 200, full 1000)")
-    parser.add_argument("--steps", type=int, default=None, help="respaced DDPM steps (quick 25, full 250)")
+    # --scales: the sweep of Figure 4 and Table 2
+    parser = lab_parser(__doc__, "", batch_size=250, quick=(200, 25, "0.5,1,2,4,8"),
+                        full=(1000, 250, "0.25,0.5,1,2,4,8,16"))
     parser.add_argument("--scale_adm", type=float, default=2.0, help="ADM-G's guidance scale in Tables 1, 3, 5, 6")
     parser.add_argument("--scale_cadm", type=float, default=1.0, help="CADM-G's guidance scale in Tables 1-3")
     parser.add_argument("--cfg_scale", type=float, default=1.0, help="w of classifier-free guidance")
-    parser.add_argument("--scales", default=None, help="the sweep of Figure 4 and Table 2 (quick 0.5,1,2,4,8)")
-    parser.add_argument("--batch_size", type=int, default=250)
-    parser.add_argument("--out", default=str(ROOT / "results" / "digits"))
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
-    num_samples = args.num_samples or (200 if args.quick else 1000)
-    steps = args.steps or (25 if args.quick else 250)
-    scales = [float(s) for s in (args.scales or ("0.5,1,2,4,8" if args.quick else "0.25,0.5,1,2,4,8,16")).split(",")]
-    seeds = list(range(args.seeds))
     started = time.perf_counter()
-    torch.manual_seed(0)
-    lab = Lab(num_samples, steps, args.batch_size, torch.device(args.device))
+    lab, seeds, scales = sweep_lab(args)
+    num_samples, steps = lab.num_samples, lab.steps
 
     adm_g = Config("adm", "vanilla", args.scale_adm)
     adm_prog = replace(adm_g, guidance="prog")

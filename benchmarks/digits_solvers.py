@@ -1,6 +1,6 @@
 """Quality against cost on the digits: DDPM, DDIM and DPM-Solver++(2M) at 5 to 250 model evaluations.
 
-    python benchmarks/digits_solvers.py            # 2 CPU cores, about an hour
+    python benchmarks/digits_solvers.py            # 1 CPU core, about 40 minutes
     python benchmarks/digits_solvers.py --out /tmp/rerun && \\
       python benchmarks/compare_digits.py results/digits/solvers/results.json /tmp/rerun/results.json
 
@@ -15,7 +15,6 @@ results/digits/solvers/README.md, results.json and quality_vs_cost.png.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import replace
@@ -23,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from digits_lab import ROOT, Config, Lab, fmt, summary, table, write_json
+from digits_lab import Config, Lab, fmt, lab_parser, save_figure, subplots, summary, table, write_json
 
-STEPS = {"ddpm": (25, 50, 100, 250), "ddim": (5, 10, 20, 50, 100), "dpmpp_2m": (5, 10, 15, 20, 25, 50)}
+STEPS = {"ddpm": (25, 100, 250), "ddim": (10, 20, 50), "dpmpp_2m": (5, 10, 15, 20, 25)}
 MATCHED = ("fid", "recall", "robustness")
 COLUMNS = [("FID", "fid", 2), ("Rec", "recall", 3), ("Prec", "precision", 3), ("Robustness", "robustness", 1)]
 
@@ -36,12 +35,7 @@ def within_reference(values: dict, reference: dict) -> bool:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), squeeze=False)
+    fig, axes = subplots(2, 3, (12, 6.5))
     for row, guidance in enumerate(("vanilla", "prog")):
         for col, (key, name) in enumerate((("fid", "FID"), ("recall", "Recall"), ("robustness", "Robustness (%)"))):
             ax = axes[row, col]
@@ -54,20 +48,16 @@ def plot(results: dict, path: Path) -> None:
             ax.set_xlabel("model evaluations (steps)")
             ax.set_title(f"{'ProG' if guidance == 'prog' else 'vanilla'}: {name}")
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--num_samples", type=int, default=200)
+    parser = lab_parser(__doc__, "solvers", batch_size=100)
+    parser.add_argument("--num_samples", type=int, default=100)
     parser.add_argument("--scale", type=float, default=4.0, help="the main job's default with digits/adm")
     parser.add_argument("--steps", default=None, help="override every sampler's step counts, e.g. 2,4 (tests)")
-    parser.add_argument("--batch_size", type=int, default=200)
-    parser.add_argument("--out", default=str(ROOT / "results" / "digits" / "solvers"))
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--reuse", default=None, help="take this earlier results.json's DDPM runs instead of sampling "
+                        "them again (a rerun after a change to the other samplers only; the report says so)")
     args = parser.parse_args()
     seeds = list(range(args.seeds))
     steps = ({s: tuple(int(n) for n in args.steps.split(",")) for s in STEPS} if args.steps else STEPS)
@@ -75,14 +65,20 @@ def main() -> None:
     started = time.perf_counter()
     torch.manual_seed(0)
     lab = Lab(args.num_samples, reference_steps, args.batch_size, torch.device(args.device))
+    reused = lab.reuse(Path(args.reuse), ("ddpm",)) if args.reuse else 0
     base = {g: Config("adm", g, args.scale) for g in ("vanilla", "prog")}
-    results = {g: {s: {n: summary(lab, replace(base[g], sampler=s, steps=n), seeds) for n in counts}
+    # DDIM with ADM's ddimN spacing (from T - T/N, as ADM's README samples DDIM): a plain N starts at T - 1
+    spacing = {"ddim": "ddim"}
+    results = {g: {s: {n: summary(lab, replace(base[g], sampler=s, steps=n, spacing=spacing.get(s, "")), seeds)
+                       for n in counts}
                    for s, counts in steps.items()} for g in base}
     solver_steps = steps["dpmpp_2m"]
     spaced = sorted({min(solver_steps, key=lambda n: abs(n - 10)), min(solver_steps, key=lambda n: abs(n - 20))})
     logsnr = {g: {n: summary(lab, replace(base[g], sampler="dpmpp_2m", steps=n, spacing="logsnr"), seeds)
                   for n in spaced} for g in base}
-    precisions = [("ddpm", reference_steps), ("dpmpp_2m", min(solver_steps, key=lambda n: abs(n - 20)))]
+    # bf16 against fp32: the main job's DDPM step count (100) and the solver at 20 steps
+    precisions = [("ddpm", min(steps["ddpm"], key=lambda n: abs(n - 100))),
+                  ("dpmpp_2m", min(solver_steps, key=lambda n: abs(n - 20)))]
     if args.device == "cpu" or torch.cuda.is_bf16_supported():
         bf16 = {g: {(s, n): summary(lab, replace(base[g], sampler=s, steps=n, precision="bf16"), seeds)
                     for s, n in precisions} for g in base}
@@ -100,7 +96,8 @@ def main() -> None:
     sections, findings = [], []
     for g in base:
         reference = results[g]["ddpm"][reference_steps]
-        rows = [(f"{s}, {n} steps", results[g][s][n]) for s in steps for n in steps[s]]
+        rows = [(f"{s}, {n} steps" + (f" (ddim{n})" if s == "ddim" else ""), results[g][s][n])
+                for s in steps for n in steps[s]]
         rows += [(f"dpmpp_2m, {n} steps uniform in log-SNR", logsnr[g][n]) for n in spaced]
         rows += [(f"{s}, {n} steps, bf16", values) for (s, n), values in bf16[g].items()]
         name = "ProG (gamma 0.04 for 250 steps)" if g == "prog" else "vanilla guidance"
@@ -120,12 +117,14 @@ def main() -> None:
             time_uniform, log_uniform = results[g]["dpmpp_2m"][n], logsnr[g][n]
             findings.append(f"- {name}, DPM-Solver++ at {n} steps: FID {fmt(time_uniform['fid'])} with steps uniform "
                             f"in time, {fmt(log_uniform['fid'])} uniform in log-SNR")
+    reuse_note = (f"\n{reused} DDPM runs (their code unchanged) are taken from `{args.reuse}` of an "
+                  f"earlier run (`--reuse`); the rest were sampled in this one." if reused else "")
     report = f"""# Fast guided sampling on the digits: quality against cost
 
 Generated by `{command}` in {elapsed / 60:.1f} minutes on {raw['machine']} (torch {torch.__version__}).
 {args.num_samples} samples per run (class i mod 10), {len(seeds)} seeds, mean ± standard deviation over the
 seeds. The no-flag main job's setting: `digits/adm` guided by `digits/classifier` at scale {args.scale:g}.
-Every step of every sampler is one model and one classifier evaluation, so the step count is the cost.
+Every step of every sampler is one model and one classifier evaluation, so the step count is the cost.{reuse_note}
 Scores as in [the paper's experiments](../README.md): FID, precision and recall on `digits/features`
 against the training images, robustness on `digits/bank1`-`bank5`. Raw numbers: [results.json](results.json).
 To check a rerun (`--out DIR`): `python benchmarks/compare_digits.py results/digits/solvers/results.json

@@ -56,8 +56,11 @@ for sampler in ddpm ddim dpmpp_2m; do
             $PY scripts/prog_classifier_sample.py $SAMPLE --sampler "$sampler" --precision "$precision"
     done
 done
+# (--small: torch.compile's eager backend, which captures the graphs without the minutes of C++ code generation)
+BACKEND=$([[ $SMALL == 1 ]] && echo eager || echo inductor)
 for sampler in $COMPILED; do
-    step "sample $sampler bf16 compile" "sampling complete" env OPENAI_LOGDIR="$OUT/sample_${sampler}_compiled" \
+    step "sample $sampler bf16 compile ($BACKEND)" "sampling complete" \
+        env OPENAI_LOGDIR="$OUT/sample_${sampler}_compiled" GUIDED_DIFFUSION_COMPILE_BACKEND=$BACKEND \
         $PY scripts/prog_classifier_sample.py $SAMPLE --sampler "$sampler" --precision bf16 --compile True
 done
 

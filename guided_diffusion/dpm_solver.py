@@ -18,8 +18,14 @@ and returns ``x0_s``, as DDIM's last step does. The first-order update is DDIM w
 Guidance enters through the data prediction: the sampler shifts the predicted noise by the
 guidance gradient (``GaussianDiffusion.condition_score``) before ``x0_s`` is formed.
 
-Step spacing (:func:`logsnr_timesteps`): ``timestep_respacing`` chooses the N timesteps the
-solver visits; uniform in time (ADM's respacing) or uniform in log-SNR.
+Step spacing (:func:`solver_timesteps`): the solver never starts at t = T - 1. There the cosine
+schedule's alpha is 5e-5 (its betas are clipped at 0.999), so the data prediction divides the
+noise prediction's error by 5e-5, the clipping to [-1, 1] turns it into a black-and-white image,
+and the deterministic steps that follow keep it (on the digits: FID 9.9 against 0.08 for DDPM,
+at every step count from 5 to 50; DDIM, which starts there too, does the same). Like ADM's
+``ddimN``, the N steps start at T - T/N: ``uniformN`` (what ``--sampler dpmpp_2m`` makes of a plain
+N) puts them at round(k T / N), k = 0, ..., N - 1; ``logsnrN`` spaces them evenly in log-SNR
+between the same first step and 0.
 """
 
 from __future__ import annotations
@@ -56,20 +62,23 @@ class DPMSolverPlusPlus:
         return float(self.sigma[t] / self.sigma[s]) * x - float(self.alpha[t] * np.expm1(-h)) * d
 
 
-def logsnr_timesteps(alphas_cumprod: np.ndarray, num_steps: int) -> list[int]:
-    """``num_steps`` distinct timesteps of a diffusion, from its last (T - 1) to its first (0), whose
-    log-SNRs are as evenly spaced as integer timesteps allow (uniform in lambda)."""
+def solver_timesteps(alphas_cumprod: np.ndarray, num_steps: int, spacing: str = "uniform") -> list[int]:
+    """``num_steps`` distinct timesteps from T - T/N down to 0: evenly spaced in time (``uniform``:
+    round(k T / N)) or with log-SNRs as evenly spaced as integer timesteps allow (``logsnr``)."""
     abar = np.asarray(alphas_cumprod, dtype=np.float64)
     T = len(abar)
     if not 1 <= num_steps <= T:
-        raise ValueError(f"--timestep_respacing logsnr{num_steps}: need 1 to {T} steps")
+        raise ValueError(f"--timestep_respacing {spacing}{num_steps}: need 1 to {T} steps")
+    first = round((num_steps - 1) * T / num_steps)
+    if spacing == "uniform" or num_steps == 1:
+        return sorted({round(k * T / num_steps) for k in range(num_steps)})
+    if spacing != "logsnr":
+        raise ValueError(f"unknown solver spacing {spacing!r} (uniform or logsnr)")
     lam = 0.5 * (np.log(abar) - np.log1p(-abar))  # decreasing in t
-    if num_steps == 1:
-        return [T - 1]
-    targets = np.linspace(lam[T - 1], lam[0], num_steps)
+    targets = np.linspace(lam[first], lam[0], num_steps)
     chosen: list[int] = []
     for k, target in enumerate(targets):  # nearest free timestep below the previous one, leaving room for the rest
-        low, high = num_steps - 1 - k, (chosen[-1] - 1) if chosen else T - 1
+        low, high = num_steps - 1 - k, (chosen[-1] - 1) if chosen else first
         candidates = np.arange(low, high + 1)
         chosen.append(int(candidates[np.argmin(np.abs(lam[candidates] - target))]))
     return sorted(chosen)

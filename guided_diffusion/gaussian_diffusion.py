@@ -364,7 +364,9 @@ class GaussianDiffusion:
                                noise_sampler: NoiseSampler | None = None, order: int = 2) -> torch.Tensor:
         """DPM-Solver++(2M) from x_T to x_0 over this diffusion's timesteps (:mod:`.dpm_solver`); one model
         (and guidance) evaluation per timestep, deterministic given x_T. Guidance shifts the predicted noise,
-        as in DDIM; ``information_degree`` as in p_sample_loop; ``noise_sampler`` is drawn from but unused."""
+        as in DDIM; ``information_degree`` as in p_sample_loop; ``noise_sampler`` is drawn from but unused.
+        Respace with ``uniformN`` or ``logsnrN`` (what the scripts make of ``--timestep_respacing N``): a
+        diffusion that keeps t = T - 1, where the cosine schedule's alpha is 5e-5, wrecks the first step."""
         return _last(self.dpm_solver_sample_loop_progressive(
             model, shape, noise=noise, clip_denoised=clip_denoised, denoised_fn=denoised_fn, cond_fn=cond_fn,
             model_kwargs=model_kwargs, device=device, progress=progress, information_degree=information_degree,

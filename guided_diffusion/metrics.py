@@ -12,6 +12,8 @@ formulas follow the ADM evaluator (``openai/guided-diffusion``,
   neighbour where a point's own zero distance counts as the first.
 * Density/coverage (Naeem et al. 2020) and per-class recall (mean over
   classes of the recall within each class).
+* The channel gap of images whose data are grey (the digits): how far a
+  sample is from grey, which the feature-based metrics do not see.
 
 The k-NN metrics run in torch on blocks of rows so that 50,000 x 2048
 features fit in bounded memory, on the GPU when one is given.
@@ -228,3 +230,11 @@ def per_class_recall(
     if not recalls:
         raise ValueError(f"no class has more than nhood_size={nhood_size} references and samples")
     return float(np.mean(recalls))
+
+
+def channel_gap(images: np.ndarray) -> np.ndarray:
+    """Per image, the mean over pixels of ``(|R - G| + |G - B| + |R - B|) / 3`` (uint8 units) of
+    ``[N, H, W, 3]`` images: 0 for grey images, the size of a colour cast otherwise."""
+    x = np.asarray(images, dtype=np.int32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    return ((np.abs(r - g) + np.abs(g - b) + np.abs(r - b)) / 3.0).mean(axis=(1, 2))

@@ -2,17 +2,22 @@
 
 :func:`accelerate` wraps the diffusion model or the classifier. The wrapper runs the network under
 ``torch.autocast`` and returns float32 outputs, so the sampler's arithmetic and the guidance
-gradient (taken with respect to a float32 input) stay in float32; the weights stay float32.
-This is not ADM's ``--use_fp16``, which converts the network's torso to float16 weights
-(``convert_to_fp16``) and works on GPUs only; the two are not combined.
+gradient (taken with respect to a float32 input) stay in float32. With ``cast_weights`` (what the
+sampling scripts use) the torso's weights are also cast to the autocast dtype once, as ADM's
+``convert_to_fp16`` does (norms, embeddings and the output head stay float32), so that autocast does
+not cast them again at every call. ADM's ``--use_fp16`` (float16 torso without autocast, GPUs only)
+keeps its meaning; the two are not combined.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 from torch import nn
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+COMPILE_BACKEND = "GUIDED_DIFFUSION_COMPILE_BACKEND"  # torch.compile's backend (default inductor; eager: no codegen)
 
 
 def check_precision(precision: str, device: torch.device, use_fp16: bool = False) -> torch.dtype:
@@ -37,14 +42,16 @@ class Accelerated(nn.Module):
     """
 
     def __init__(self, net: nn.Module, precision: str = "fp32", compile: bool = False,
-                 channels_last: bool = False):
+                 channels_last: bool = False, cast_weights: bool = False):
         super().__init__()
+        if cast_weights and precision != "fp32" and hasattr(net, f"convert_to_{precision}"):
+            getattr(net, f"convert_to_{precision}")()
         self.net = net
         self.autocast_dtype = PRECISIONS[precision]
         self.channels_last = channels_last
         if channels_last:
             net.to(memory_format=torch.channels_last)
-        self._run = torch.compile(net) if compile else net
+        self._run = torch.compile(net, backend=os.environ.get(COMPILE_BACKEND, "inductor")) if compile else net
         self._compiled = compile
         self._checked = not compile
 
@@ -83,11 +90,12 @@ class Accelerated(nn.Module):
         return out
 
 
-def accelerate(net: nn.Module, precision: str = "fp32", compile: bool = False,
-               channels_last: bool = False) -> nn.Module:
-    """``net`` itself for fp32 without compile or channels_last (nothing to do), else :class:`Accelerated`."""
+def accelerate(net: nn.Module, precision: str = "fp32", compile: bool = False, channels_last: bool = False,
+               cast_weights: bool = False) -> nn.Module:
+    """``net`` itself for fp32 without compile or channels_last (nothing to do), else :class:`Accelerated`
+    (``cast_weights``: convert ``net``'s torso to the autocast dtype in place)."""
     if precision == "fp32" and not compile and not channels_last:
         return net
     if compile and not torch._dynamo.is_dynamo_supported():
         raise ValueError("--compile: torch.compile is not supported with this Python / platform; run without it")
-    return Accelerated(net, precision, compile, channels_last)
+    return Accelerated(net, precision, compile, channels_last, cast_weights)

@@ -35,7 +35,7 @@ def space_timesteps(num_timesteps: int, section_counts: str | Iterable[int]) -> 
             if str(err).startswith("--timestep_respacing"):
                 raise
             raise ValueError(f"--timestep_respacing {spec!r} is not a step count: give one (250), step counts per "
-                             f"equal section (10,15,20) or ddimN (ddim25)") from None
+                             f"equal section (10,15,20), ddimN (ddim25), uniformN or logsnrN (logsnr20)") from None
     section_counts = list(section_counts)
     if not section_counts or any(c < 0 for c in section_counts) or sum(section_counts) < 1:
         raise ValueError(f"--timestep_respacing {section_counts}: step counts must be non-negative with at least "

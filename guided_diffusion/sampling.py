@@ -32,7 +32,8 @@ def prepare(net: nn.Module, path: str, use_fp16: bool = False, use_bf16: bool = 
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
 SAMPLER_HELP = ("ddpm: ancestral sampling (ADM's default); ddim: DDIM (--eta); dpmpp_2m: DPM-Solver++(2M), "
-                "deterministic, for 10-25 steps; --timestep_respacing N is every sampler's step count")
+                "deterministic, for 10-25 steps; --timestep_respacing N is every sampler's step count (for dpmpp_2m "
+                "evenly spaced from T - T/N; logsnrN: evenly in log-SNR)")
 
 
 def choose_sampler(sampler: str, use_ddim: bool = False) -> str:
@@ -42,6 +43,25 @@ def choose_sampler(sampler: str, use_ddim: bool = False) -> str:
     if use_ddim and sampler not in ("ddpm", "ddim"):
         raise ValueError(f"--use_ddim True and --sampler {sampler} disagree: pass one of them")
     return "ddim" if use_ddim else sampler
+
+
+def respacing_for(sampler: str, timestep_respacing: str) -> str:
+    """What ``--timestep_respacing`` means for ``sampler``: dpmpp_2m reads a plain step count N as
+    ``uniformN`` (N steps evenly spaced in time from T - T/N, not from T: see ``dpm_solver``); the other
+    samplers keep ADM's meaning."""
+    if sampler == "dpmpp_2m" and str(timestep_respacing).isdigit():
+        return f"uniform{timestep_respacing}"
+    return timestep_respacing
+
+
+def create_for_sampling(args, sampler: str) -> tuple:
+    """``(model, diffusion)`` of the flags in ``args``, the diffusion respaced as ``sampler`` reads
+    ``--timestep_respacing`` (:func:`respacing_for`)."""
+    from .script_util import args_to_dict, create_model_and_diffusion, model_and_diffusion_defaults
+
+    flags = args_to_dict(args, model_and_diffusion_defaults().keys())
+    flags["timestep_respacing"] = respacing_for(sampler, args.timestep_respacing)
+    return create_model_and_diffusion(**flags)
 
 
 def sample_loop(diffusion, sampler: str, progressive: bool = False, eta: float = 0.0) -> Callable:
@@ -54,9 +74,10 @@ def sample_loop(diffusion, sampler: str, progressive: bool = False, eta: float =
 
 
 def accelerate_for_sampling(net: nn.Module, precision: str, compile: bool, use_fp16: bool = False) -> nn.Module:
-    """``net`` wrapped for ``--precision`` and ``--compile`` on this rank's device (checked first)."""
+    """``net`` wrapped for ``--precision`` and ``--compile`` on this rank's device (checked first); its torso is
+    cast to the autocast dtype in place."""
     check_precision(precision, dist_util.dev(), use_fp16)
-    return accelerate(net, precision, compile)
+    return accelerate(net, precision, compile, cast_weights=True)
 
 
 def to_uint8_nhwc(sample: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from . import gaussian_diffusion as gd
 from .checkpoints import CheckpointError
-from .dpm_solver import logsnr_timesteps
+from .dpm_solver import solver_timesteps
 from .respace import SpacedDiffusion, space_timesteps
 from .unet import EncoderUNetModel, SuperResModel, UNetModel
 
@@ -292,11 +293,12 @@ def create_gaussian_diffusion(
     else:
         var_type = gd.ModelVarType.FIXED_SMALL if sigma_small else gd.ModelVarType.FIXED_LARGE
     betas = gd.get_named_beta_schedule(noise_schedule, steps)
-    if isinstance(timestep_respacing, str) and timestep_respacing.startswith("logsnr"):
-        count = timestep_respacing[len("logsnr"):]
-        if not count.isdigit():
-            raise ValueError(f"--timestep_respacing {timestep_respacing!r}: logsnrN takes a step count (logsnr20)")
-        kept = logsnr_timesteps(np.cumprod(1.0 - betas), int(count))
+    solver = re.fullmatch(r"(uniform|logsnr)(.*)", timestep_respacing) if isinstance(timestep_respacing, str) else None
+    if solver:
+        if not solver[2].isdigit():
+            raise ValueError(f"--timestep_respacing {timestep_respacing!r}: {solver[1]}N takes a step count "
+                             f"({solver[1]}20)")
+        kept = solver_timesteps(np.cumprod(1.0 - betas), int(solver[2]), solver[1])
     else:
         kept = space_timesteps(steps, timestep_respacing or [steps])
     return SpacedDiffusion(

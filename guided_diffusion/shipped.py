@@ -75,6 +75,33 @@ def accuracy(classifier: nn.Module, diffusion, images: torch.Tensor, labels: tor
     return correct / len(images)
 
 
+@torch.no_grad()
+def default_job_channel_gap(model: nn.Module, info: dict, classifier: nn.Module) -> np.ndarray:
+    """Per sample, the channel gap (:func:`guided_diffusion.metrics.channel_gap`) of what the main job
+    writes for a shipped diffusion model (``info``: its manifest) with no other flag (ProG with its
+    ``sample_flags``, seed 0, random classes), sampled with ``model`` in its place (float32, CPU)."""
+    from .guided_sampling import build_guidance, plan_guidance, sample_batch
+    from .metrics import channel_gap
+    from .relevance import shipped_relevance
+    from .script_util import create_gaussian_diffusion
+    from .seeding import SampleNoise, sample_labels
+
+    flags, sample = info["flags"], info["sample_flags"]
+    diffusion = create_gaussian_diffusion(steps=flags["diffusion_steps"], learn_sigma=flags["learn_sigma"],
+                                          noise_schedule=flags["noise_schedule"],
+                                          timestep_respacing=sample["timestep_respacing"])
+    plan = plan_guidance("prog", 10, diffusion.num_timesteps, 0.04, 250, str(shipped_relevance("digits")))
+    denoiser, cond_fn = build_guidance(plan, model.float().eval(), classifier.float().eval(),
+                                       sample["classifier_scale"], flags["class_cond"])
+    images = []
+    for start in range(0, sample["num_samples"], sample["batch_size"]):
+        indices = range(start, min(start + sample["batch_size"], sample["num_samples"]))
+        images.append(sample_batch(diffusion, denoiser, cond_fn, plan, sample_labels("random", 0, indices, 10),
+                                   SampleNoise(0, indices, (3, flags["image_size"], flags["image_size"]),
+                                               torch.device("cpu")))["images"])
+    return channel_gap(np.concatenate(images))
+
+
 def held_out_metrics(kind: str, net: nn.Module, diffusion, images: np.ndarray, labels: np.ndarray,
                      noised: bool = True) -> dict[str, float]:
     """The metrics a manifest records, on uint8 NHWC ``images``.

@@ -54,6 +54,7 @@ class TrainLoop:
         lr_anneal_steps: int = 0,
         use_bf16: bool = False,
         max_steps: int = 0,
+        ema_warmup: bool = False,
     ):
         self.model = model
         self.diffusion = diffusion
@@ -62,6 +63,7 @@ class TrainLoop:
         self.microbatch = microbatch if microbatch > 0 else batch_size
         self.lr = lr
         self.ema_rate = parse_ema_rate(ema_rate)
+        self.ema_warmup = ema_warmup
         self.log_interval = log_interval
         self.save_interval = save_interval
         self.resume_checkpoint = resume_checkpoint
@@ -168,6 +170,8 @@ class TrainLoop:
 
     def _update_ema(self) -> None:
         for rate, params in zip(self.ema_rate, self.ema_params, strict=True):
+            if self.ema_warmup:  # the k-th update: decay (1 + k) / (10 + k) until it reaches the rate
+                rate = min(rate, (1 + self.global_step) / (10 + self.global_step))
             update_ema(params, self.mp_trainer.master_params, rate=rate)
 
     def _anneal_lr(self) -> None:
@@ -203,6 +207,7 @@ def training_defaults() -> dict:
         batch_size=1,
         microbatch=-1,  # -1 disables microbatches
         ema_rate="0.9999",  # comma-separated list of EMA rates
+        ema_warmup=False,  # True: EMA decay (1 + k) / (10 + k) at update k, up to the rate (no share of the init left)
         log_interval=10,
         save_interval=10000,
         resume_checkpoint="",
@@ -234,6 +239,7 @@ def train_from_args(args: Any, model: nn.Module, diffusion: Any, data: Batches) 
         lr_anneal_steps=args.lr_anneal_steps,
         use_bf16=args.use_bf16,
         max_steps=args.max_steps,
+        ema_warmup=args.ema_warmup,
     ).run_loop()
 
 

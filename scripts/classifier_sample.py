@@ -13,6 +13,7 @@ from guided_diffusion.guidance import ClassifierGuidance
 from guided_diffusion.sampling import (
     accelerate_for_sampling,
     choose_sampler,
+    create_for_sampling,
     prepare,
     sample_images,
     sample_loop,
@@ -25,7 +26,6 @@ from guided_diffusion.script_util import (
     classifier_defaults,
     classifier_sample_defaults,
     create_classifier,
-    create_model_and_diffusion,
     explicit_flags,
     model_and_diffusion_defaults,
     run_main,
@@ -47,8 +47,9 @@ def main() -> None:
     require_kind(args.model_path, "diffusion", "--model_path")
     require_kind(args.classifier_path, "classifier", "--classifier_path")
     logger.log("creating model and diffusion...")
-    model, diffusion = create_model_and_diffusion(**args_to_dict(args, model_and_diffusion_defaults().keys()))
-    sample_fn = sample_loop(diffusion, choose_sampler(args.sampler, args.use_ddim))
+    sampler = choose_sampler(args.sampler, args.use_ddim)
+    model, diffusion = create_for_sampling(args, sampler)
+    sample_fn = sample_loop(diffusion, sampler)
     prepare(model, args.model_path, args.use_fp16, what="model checkpoint")
     model = accelerate_for_sampling(model, args.precision, args.compile, args.use_fp16)
     logger.log("loading classifier...")

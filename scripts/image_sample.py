@@ -10,6 +10,7 @@ from guided_diffusion import dist_util, logger
 from guided_diffusion.sampling import (
     accelerate_for_sampling,
     choose_sampler,
+    create_for_sampling,
     prepare,
     sample_images,
     sample_loop,
@@ -18,8 +19,6 @@ from guided_diffusion.sampling import (
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
     apply_shipped_flags,
-    args_to_dict,
-    create_model_and_diffusion,
     explicit_flags,
     fast_sampling_defaults,
     model_and_diffusion_defaults,
@@ -38,8 +37,9 @@ def main() -> None:
     torch.manual_seed(args.seed + dist_util.get_rank())
 
     logger.log("creating model and diffusion...")
-    model, diffusion = create_model_and_diffusion(**args_to_dict(args, model_and_diffusion_defaults().keys()))
-    sample_fn = sample_loop(diffusion, choose_sampler(args.sampler, args.use_ddim))
+    sampler = choose_sampler(args.sampler, args.use_ddim)
+    model, diffusion = create_for_sampling(args, sampler)
+    sample_fn = sample_loop(diffusion, sampler)
     prepare(model, args.model_path, args.use_fp16, args.use_bf16, "model checkpoint")
     model = accelerate_for_sampling(model, args.precision, args.compile, args.use_fp16 or args.use_bf16)
     device = dist_util.dev()

@@ -30,7 +30,7 @@ from guided_diffusion.guided_sampling import GUIDANCE_HELP, GUIDANCES, build_gui
 from guided_diffusion.image_grid import image_grid
 from guided_diffusion.precision import check_precision
 from guided_diffusion.relevance import CLASS_DESCRIPTIONS_DIR, load_descriptions, shipped_relevance
-from guided_diffusion.sampling import accelerate_for_sampling, choose_sampler, prepare
+from guided_diffusion.sampling import accelerate_for_sampling, choose_sampler, create_for_sampling, prepare
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
     apply_shipped_flags,
@@ -38,9 +38,7 @@ from guided_diffusion.script_util import (
     classifier_defaults,
     classifier_sample_defaults,
     create_classifier,
-    create_model_and_diffusion,
     explicit_flags,
-    model_and_diffusion_defaults,
     run_main,
 )
 from guided_diffusion.seeding import SampleNoise, parse_classes, sample_labels
@@ -66,7 +64,8 @@ def main() -> None:
 
     # Everything that can be wrong with the flags is found before anything is loaded or sampled.
     require_kind(args.model_path, "diffusion", "--model_path")
-    model, diffusion = create_model_and_diffusion(**args_to_dict(args, model_and_diffusion_defaults().keys()))
+    sampler = choose_sampler(args.sampler, args.use_ddim)
+    model, diffusion = create_for_sampling(args, sampler)
     label_set = args.label_set or LABEL_SETS.get(args.num_classes, "")
     names = class_names(label_set, args.num_classes)
     relevance = args.relevance or (str(shipped_relevance(label_set)) if label_set else "")
@@ -74,7 +73,6 @@ def main() -> None:
                          args.gamma_reference_steps or None, relevance, args.ls_eps)
     if plan.needs_classifier:
         require_kind(args.classifier_path, "classifier", "--classifier_path")
-    sampler = choose_sampler(args.sampler, args.use_ddim)
     check_precision(args.precision, dist_util.dev(), args.use_fp16 or args.classifier_use_fp16)
     classes = parse_classes(args.classes, args.num_classes)
     if not 0 <= args.save_trajectory <= args.num_samples:

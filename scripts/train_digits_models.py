@@ -24,15 +24,18 @@ import torch
 
 from guided_diffusion import script_util as su
 from guided_diffusion.digits import write_digits
+from guided_diffusion.feature_extractors import load_classifier
 from guided_diffusion.shards import read_npz
-from guided_diffusion.shipped import MODELS_DIR, held_out_metrics
+from guided_diffusion.shipped import MODELS_DIR, default_job_channel_gap, held_out_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DIFFUSION = dict(image_size=16, num_channels=32, num_res_blocks=2, channel_mult="1,2,2", attention_resolutions="8,4",
                  num_head_channels=32, learn_sigma=True, diffusion_steps=1000, noise_schedule="cosine",
                  use_scale_shift_norm=True, resblock_updown=True, dropout=0.1)
-DIFFUSION_TRAINING = dict(lr=3e-4, batch_size=64, ema_rate=0.9995, lr_anneal_steps=6000, save_interval=6000,
-                          log_interval=500, random_flip=False)
+# Constant learning rate, three EMAs and a checkpoint every 2000 steps; the shipped weights are the one of them
+# chosen by measurement (SHIPPED_WEIGHTS: the samples' channel gap, held-out MSE; results/digits/colour_cast.md).
+DIFFUSION_TRAINING = dict(lr=3e-4, batch_size=64, ema_rate="0.999,0.9995,0.9999", max_steps=8000,
+                          save_interval=2000, log_interval=500, random_flip=False)
 NOISE = dict(diffusion_steps=1000, noise_schedule="cosine", learn_sigma=True)
 CLASSIFIER_TRAINING = dict(batch_size=64, lr=1e-3, anneal_lr=True, random_flip=False, log_interval=500,
                            num_classes=10, image_size=16)
@@ -44,16 +47,25 @@ def classifier(iterations: int, seed: int, noised: bool, **arch) -> dict:
                        "save_interval": iterations, "random_crop": not noised, "seed": seed})
 
 
+GUIDE = dict(classifier_width=32, classifier_depth=2, classifier_channel_mult="1,2,2",
+             classifier_attention_resolutions="8,4", classifier_pool="attention")
+SHIPPED_WEIGHTS = {"adm": ("ema_0.999", 8000), "cadm": ("ema_0.999", 8000)}  # which checkpoint is shipped
+
 MODELS = {
     # the paper's ADM (unconditional) and CADM (class-conditional, with a null class for classifier-free guidance)
-    "adm": dict(script="image_train", kind="diffusion", steps=6000,
+    "adm": dict(script="image_train", kind="diffusion", steps=SHIPPED_WEIGHTS["adm"][1],
+                weights=SHIPPED_WEIGHTS["adm"][0],
                 flags={**DIFFUSION, **DIFFUSION_TRAINING, "class_cond": False, "seed": 0}),
-    "cadm": dict(script="image_train", kind="diffusion", steps=6000,
+    "cadm": dict(script="image_train", kind="diffusion", steps=SHIPPED_WEIGHTS["cadm"][1],
+                 weights=SHIPPED_WEIGHTS["cadm"][0],
                  flags={**DIFFUSION, **DIFFUSION_TRAINING, "class_cond": True, "num_classes": 10,
                         "label_dropout": 0.1, "seed": 0}),
     # the noise-aware guidance classifier
-    "classifier": classifier(4000, 0, True, classifier_width=32, classifier_depth=2, classifier_channel_mult="1,2,2",
-                             classifier_attention_resolutions="8,4", classifier_pool="attention"),
+    "classifier": classifier(4000, 0, True, **GUIDE),
+    # a weak guide, for the adversarial regime (benchmarks/digits_adversarial.py): the same network and schedule,
+    # trained on clean images only, so that its gradient on noisy images is not a class's (the design search,
+    # results/digits/adversarial/designs.md)
+    "classifier_weak": classifier(4000, 0, False, **GUIDE),
     # evaluation only: the feature network for FID/sFID/IS/precision/recall and the robustness bank
     "features": classifier(2000, 10, False, classifier_width=32, classifier_depth=2, classifier_channel_mult="1,2",
                            classifier_attention_resolutions="8", classifier_pool="adaptive"),
@@ -99,7 +111,7 @@ def package(name: str, work_dir: Path, data_dir: Path, seconds: float, data_hash
     spec = MODELS[name]
     steps, flags = spec["steps"], spec["flags"]
     if spec["kind"] == "diffusion":
-        source = work_dir / name / f"ema_{flags['ema_rate']}_{steps:06d}.pt"
+        source = work_dir / name / f"{spec['weights']}_{steps:06d}.pt"
         build = {**su.model_and_diffusion_defaults(), **{k: v for k, v in flags.items()
                                                          if k in su.model_and_diffusion_defaults()}}
         net, diffusion = su.create_model_and_diffusion(**build)
@@ -130,6 +142,10 @@ def package(name: str, work_dir: Path, data_dir: Path, seconds: float, data_hash
     }
     if spec["kind"] == "diffusion":
         manifest["sample_flags"] = SAMPLE_FLAGS[name]
+        manifest["weights"] += f" ({spec['weights']} at step {steps})"
+        gap = default_job_channel_gap(net, manifest, load_classifier(str(out_dir / "classifier.pt"))[0])
+        manifest["default_job_channel_gap"] = {"mean": float(gap.mean()), "share_above_5": float((gap > 5).mean()),
+                                               "samples": len(gap)}
     (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -141,6 +157,8 @@ def main() -> None:
     parser.add_argument("--out_dir", default=str(MODELS_DIR / "digits"))
     parser.add_argument("--jobs", type=int, default=1, help="models trained at once (threads split between them)")
     parser.add_argument("--package_only", action="store_true", help="skip training; package existing checkpoints")
+    parser.add_argument("--seconds", default="", help="with --package_only, training seconds of models not shipped "
+                        "before: name=seconds,...")
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
     unknown = set(names) - set(MODELS)
@@ -151,13 +169,14 @@ def main() -> None:
     hashes = write_digits(data_dir)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     seconds = {n: 0.0 for n in names}
+    seconds.update({k: float(v) for k, v in (item.split("=") for item in args.seconds.split(",") if item)})
     if not args.package_only:
         with ThreadPoolExecutor(args.jobs) as pool:
             seconds = dict(zip(names, pool.map(lambda n: train(n, MODELS[n], work_dir, data_dir, threads), names),
                                strict=True))
-    for name in names:
-        previous = out_dir / f"{name}.json"
-        if args.package_only and previous.is_file():
+    for name in sorted(names, key=lambda n: MODELS[n]["kind"] == "diffusion"):  # the guide first: the diffusion
+        previous = out_dir / f"{name}.json"                                       # models' channel gap uses it
+        if args.package_only and previous.is_file() and not seconds[name]:
             seconds[name] = json.loads(previous.read_text())["training"]["seconds"]
         manifest = package(name, work_dir, data_dir, seconds[name], hashes, out_dir)
         print(f"digits/{name}: {manifest['num_params']} parameters, {seconds[name]:.0f} s, "

@@ -1,12 +1,15 @@
 """DPM-Solver++(2M): order of accuracy on an exactly solvable ODE, its first-order form is DDIM, guidance."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
 from guided_diffusion import script_util as su
-from guided_diffusion.dpm_solver import DPMSolverPlusPlus, logsnr_timesteps
+from guided_diffusion.dpm_solver import DPMSolverPlusPlus, solver_timesteps
 from guided_diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
+from guided_diffusion.sampling import create_for_sampling, respacing_for
 
 from tiny import tiny_classifier, tiny_model_and_diffusion
 
@@ -75,16 +78,42 @@ def test_the_first_step_and_the_last_are_first_order():
 
 def test_logsnr_spacing():
     abar = su.create_gaussian_diffusion(steps=1000, noise_schedule="cosine").alphas_cumprod
-    steps = logsnr_timesteps(abar, 20)
-    assert len(set(steps)) == 20 and steps == sorted(steps) and steps[0] == 0 and steps[-1] == 999
+    steps = solver_timesteps(abar, 20, "logsnr")
+    assert len(set(steps)) == 20 and steps == sorted(steps) and steps[0] == 0 and steps[-1] == 950
     lam = 0.5 * np.log(abar / (1 - abar))[steps]
     ideal = (lam[0] - lam[-1]) / 19
     even = np.abs(-np.diff(lam) - ideal) < 0.1 * ideal
-    assert even.sum() >= 12, np.diff(lam)  # even in lambda but where integer timesteps are too coarse (t near 999)
+    assert even.sum() >= 12, np.diff(lam)  # even in lambda but where integer timesteps are too coarse
     diffusion = su.create_gaussian_diffusion(steps=1000, noise_schedule="cosine", timestep_respacing="logsnr20")
     assert diffusion.timestep_map == steps
     with pytest.raises(ValueError, match="logsnrN"):
         su.create_gaussian_diffusion(steps=1000, timestep_respacing="logsnrx")
+    with pytest.raises(ValueError, match="uniformN"):
+        su.create_gaussian_diffusion(steps=1000, timestep_respacing="uniform")
+
+
+@pytest.mark.parametrize("spacing", ["uniform", "logsnr"])
+def test_the_solver_never_starts_where_alpha_vanishes(spacing):
+    """At t = T - 1 the cosine schedule's alpha is 5e-5: a data prediction there is noise / 5e-5, which the
+    clipping turns into a black-and-white image that the deterministic steps keep. The steps start at T - T/N."""
+    abar = su.create_gaussian_diffusion(steps=1000, noise_schedule="cosine").alphas_cumprod
+    assert np.sqrt(abar[999]) < 1e-4
+    for n in (1, 5, 10, 15, 20, 25, 1000):
+        steps = solver_timesteps(abar, n, spacing)
+        assert len(set(steps)) == n and steps == sorted(steps) and steps[0] == 0
+        assert steps[-1] == round((n - 1) * 1000 / n) and (n == 1000 or np.sqrt(abar[steps[-1]]) > 0.01)
+    assert solver_timesteps(abar, 20, "uniform") == list(range(0, 1000, 50))  # ADM's ddim20
+
+
+def test_dpmpp_reads_a_plain_step_count_as_uniform_from_t_minus_t_over_n():
+    assert respacing_for("dpmpp_2m", "20") == "uniform20"
+    assert respacing_for("dpmpp_2m", "logsnr20") == "logsnr20"
+    assert respacing_for("ddpm", "20") == "20" and respacing_for("ddim", "20") == "20"  # ADM's meaning kept
+    args = SimpleNamespace(**{**su.model_and_diffusion_defaults(), "image_size": 8, "num_channels": 32,
+                              "num_res_blocks": 1, "attention_resolutions": "", "noise_schedule": "cosine",
+                              "channel_mult": "1,2", "timestep_respacing": "20"})
+    assert create_for_sampling(args, "dpmpp_2m")[1].timestep_map[-1] == 950
+    assert create_for_sampling(args, "ddpm")[1].timestep_map[-1] == 999
 
 
 def test_deterministic_learned_variance_respaced_and_guided():

@@ -17,7 +17,7 @@ def test_gpu_check_small_runs_every_step(tmp_path):
     for sampler in ("ddpm", "ddim", "dpmpp_2m"):
         for precision in ("fp32", "bf16"):
             assert f"sample {sampler} {precision}" in names
-    assert "sample dpmpp_2m bf16 compile" in names
+    assert "sample dpmpp_2m bf16 compile (eager)" in names
     assert {"bench_sampling digits", "bench_guidance tiny", "precision/recall 2,000 x 2,048"} <= set(names)
     assert all(" | ok | " in row for row in rows), summary
     assert all(row.rstrip(" |").split(" | ")[-1].strip() for row in rows), summary  # every step reports a result

@@ -179,3 +179,12 @@ def test_precision_recall_counts_points_on_the_radius():
     ref = np.array([[0.0], [1.0], [2.0], [3.0]])  # radii (squared): 9, 4, 4, 9
     sample = np.array([[-3.0], [6.0], [100.0], [200.0]])  # -3 and 6 lie on the radii of 0 and 3
     assert metrics.precision_recall(ref, sample)[0] == 0.5
+
+
+def test_channel_gap_is_zero_for_grey_and_the_mean_pairwise_difference_otherwise():
+    images = np.zeros((3, 2, 2, 3), dtype=np.uint8)
+    images[0] = 77  # grey
+    images[1, ..., 0] = 30  # R 30, G 0, B 0: (30 + 0 + 30) / 3 = 20
+    images[2, 0, 0] = (255, 0, 0)  # one pixel of four: (255 + 0 + 255) / 3 / 4
+    gap = metrics.channel_gap(images)
+    np.testing.assert_allclose(gap, [0.0, 20.0, 510 / 3 / 4])

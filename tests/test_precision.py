@@ -70,12 +70,11 @@ def test_bad_precisions_are_clear_errors():
 def test_compile_runs_and_its_failure_is_a_clear_error(nets, monkeypatch):
     model, _ = nets
     x, t, y = torch.randn(2, 3, 8, 8), torch.tensor([10, 60]), torch.tensor([1, 3])
-    real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile", lambda net: real_compile(net, backend="eager"))  # no C++ build in tests
+    monkeypatch.setenv("GUIDED_DIFFUSION_COMPILE_BACKEND", "eager")  # graph capture without a C++ build
     with torch.no_grad():
         torch.testing.assert_close(accelerate(model, "fp32", compile=True)(x, t, y), model(x, t, y))
 
-    def broken(net):
+    def broken(net, backend):
         def run(*args, **kwargs):
             raise RuntimeError("InductorError: no working C++ compiler found")
         return run
@@ -84,3 +83,16 @@ def test_compile_runs_and_its_failure_is_a_clear_error(nets, monkeypatch):
     with pytest.raises(ValueError, match="--compile: torch.compile cannot compile UNetModel here .*run without"):
         with torch.no_grad():
             accelerate(model, "fp32", compile=True)(x, t, y)
+
+
+def test_cast_weights_converts_the_torso_once_and_agrees_with_autocast(nets):
+    import copy
+
+    model, _ = nets
+    x, t, y = torch.randn(2, 3, 8, 8), torch.tensor([10, 60]), torch.tensor([1, 3])
+    cast = accelerate(copy.deepcopy(model), "bf16", cast_weights=True)
+    assert cast.net.input_blocks[0][0].weight.dtype == torch.bfloat16 and cast.net.out[2].weight.dtype == torch.float32
+    with torch.no_grad():
+        a, b, exact = cast(x, t, y), accelerate(model, "bf16")(x, t, y), model(x, t, y)
+    assert (a - b).abs().max() < 0.02 * exact.abs().max()
+    assert next(model.parameters()).dtype == torch.float32  # the original is untouched without cast_weights

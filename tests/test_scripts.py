@@ -62,7 +62,10 @@ def test_train_resume_classifier_and_sample(tmp_path, image_folder, nproc):
     script("classifier_sample", tmp_path / "guided", *sample, *CLASSIFIER, "--classifier_scale", 5,
            "--model_path", tmp_path / "resume" / "model000004.pt",
            "--classifier_path", tmp_path / "classifier" / "model000002.pt", nproc=nproc)
-    for folder in ("samples", "guided"):
+    script("classifier_sample", tmp_path / "fast", *sample, *CLASSIFIER, "--classifier_scale", 5,
+           "--model_path", tmp_path / "resume" / "model000004.pt", "--sampler", "dpmpp_2m", "--precision", "bf16",
+           "--classifier_path", tmp_path / "classifier" / "model000002.pt", nproc=nproc)
+    for folder in ("samples", "guided", "fast"):
         out = load_samples(tmp_path / folder / "samples_5x8x8x3.npz")
         assert sorted(out) == ["arr_0", "arr_1"]
         assert out["arr_0"].dtype == np.uint8 and out["arr_0"].shape == (5, 8, 8, 3)
@@ -73,13 +76,18 @@ def test_train_resume_classifier_and_sample(tmp_path, image_folder, nproc):
 def test_sampling_is_reproducible_and_feeds_super_resolution(tmp_path, image_folder):
     script("image_train", tmp_path / "train", "--data_dir", image_folder, *MODEL, "--batch_size", 2,
            "--max_steps", 1)
-    sample = [*MODEL, "--timestep_respacing", 3, "--num_samples", 3, "--batch_size", 3, "--use_ddim", "True",
-              "--model_path", tmp_path / "train" / "model000001.pt"]
+    plain = [*MODEL, "--timestep_respacing", 3, "--num_samples", 3, "--batch_size", 3,
+             "--model_path", tmp_path / "train" / "model000001.pt"]
+    sample = [*plain, "--use_ddim", "True"]
     script("image_sample", tmp_path / "a", *sample, "--seed", 7)
     script("image_sample", tmp_path / "b", *sample, "--seed", 7)
     a = load_samples(tmp_path / "a" / "samples_3x8x8x3.npz")
     b = load_samples(tmp_path / "b" / "samples_3x8x8x3.npz")
     assert np.array_equal(a["arr_0"], b["arr_0"]) and np.array_equal(a["arr_1"], b["arr_1"])
+    script("image_sample", tmp_path / "fast", *plain, "--seed", 7, "--sampler", "dpmpp_2m", "--precision", "bf16")
+    assert load_samples(tmp_path / "fast" / "samples_3x8x8x3.npz")["arr_0"].shape == (3, 8, 8, 3)
+    proc = script("image_sample", tmp_path / "bad", *sample, "--sampler", "dpmpp_2m", check=False)
+    assert_one_line_error(proc, "--use_ddim True and --sampler dpmpp_2m disagree")
 
     sr = ["--large_size", 64, "--small_size", 8, "--num_channels", 32, "--num_res_blocks", 1,
           "--attention_resolutions", 4, "--diffusion_steps", 50, "--class_cond", "True", "--num_classes", 2]

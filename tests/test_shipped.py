@@ -11,7 +11,7 @@ from guided_diffusion.digits import load_digits_split
 
 from launch import run_python
 
-NAMES = ["digits/adm", "digits/cadm", "digits/classifier", "digits/features",
+NAMES = ["digits/adm", "digits/cadm", "digits/classifier", "digits/classifier_weak", "digits/features",
          *[f"digits/bank{i}" for i in range(1, 6)]]
 
 
@@ -83,3 +83,17 @@ def test_shipped_name_sets_the_flags_of_adm_scripts(tmp_path):
     run_python(["scripts/image_sample.py", "--model_path", "digits/adm", "--num_samples", "2", "--batch_size", "2",
                 "--timestep_respacing", "5"], env={"OPENAI_LOGDIR": str(tmp_path)})
     assert np.load(tmp_path / "samples_2x16x16x3.npz")["arr_0"].shape == (2, 16, 16, 3)
+
+
+@pytest.mark.parametrize("name", ["digits/adm", "digits/cadm"])
+def test_default_job_samples_are_grey_like_their_data(tmp_path, name):
+    """The training digits are grey: the main job's samples must be too (the manifest records the gap)."""
+    from guided_diffusion.metrics import channel_gap
+
+    run_python(["scripts/prog_classifier_sample.py", "--model_path", name], env={"OPENAI_LOGDIR": str(tmp_path)})
+    gap = channel_gap(np.load(tmp_path / "samples_64x16x16x3.npz")["arr_0"])
+    recorded = shipped.manifest(name)["default_job_channel_gap"]
+    assert gap.mean() <= 2.0 and (gap <= 5).mean() >= 0.95, (gap.mean(), (gap > 5).mean())
+    # (recorded in another process, perhaps with other CPU threads: a few pixels may differ by 1/255)
+    assert gap.mean() == pytest.approx(recorded["mean"], abs=0.05)
+    assert (gap > 5).mean() == pytest.approx(recorded["share_above_5"], abs=1 / 64) and recorded["samples"] == 64

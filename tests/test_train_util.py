@@ -120,6 +120,21 @@ def test_each_step_moves_every_ema_towards_the_weights(logdir):
             assert torch.allclose(e, rate * b + (1 - rate) * p.detach())
 
 
+def test_ema_warmup_leaves_no_share_of_the_initial_weights(logdir):
+    torch.manual_seed(0)
+    model = nn.Conv2d(3, 3, 1)
+    loop = make_loop(model, SquareDiffusion(), ema_rate="0.9999", ema_warmup=True)
+    init = [p.detach().clone() for p in model.parameters()]
+    batch = torch.linspace(-1, 1, 4 * 3 * 2 * 2).view(4, 3, 2, 2)
+    expected = [p.clone() for p in init]
+    for k in range(3):
+        loop.run_step(batch, {})
+        decay = (1 + k) / (10 + k)  # below the rate: warm-up
+        expected = [decay * e + (1 - decay) * p.detach() for e, p in zip(expected, model.parameters(), strict=True)]
+    for e, x in zip(loop.ema_params[0], expected, strict=True):
+        assert torch.allclose(e, x, atol=1e-6)
+
+
 def test_train_save_and_resume(logdir, tmp_path):
     model, diffusion = tiny_model_and_diffusion()
     loop = make_loop(model, diffusion, lr_anneal_steps=3)
