@@ -1,6 +1,6 @@
 """The paper's experiments in miniature, on the shipped digit models (Tables 1, 2, 3, 5, 6 and Figure 4).
 
-    python benchmarks/digits_paper.py --quick      # 2 CPU cores, under 30 minutes
+    python benchmarks/digits_paper.py --quick      # 2 CPU cores: 24 minutes; 1 core beside other work: 64
     python benchmarks/digits_paper.py              # the full run (a GPU)
 
 Samples with the main job's library code (guided_diffusion.guided_sampling; sample i of a
