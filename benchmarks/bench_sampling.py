@@ -2,7 +2,7 @@
 
 Every sampler step costs one denoiser forward and one classifier forward and backward, so a
 setting's cost per sample is (its seconds per step) x (its steps) / (batch). The seconds per step
-of each sampler (DDPM, DDIM, DPM-Solver++(2M)) in each precision (fp32; bf16 autocast; fp16
+of each sampler (DDPM, DDIM, DPM-Solver++(2M), its SDE variant) in each precision (fp32; bf16 autocast; fp16
 autocast on CUDA), with and without torch.compile (--compile) and channels_last (--channels_last),
 are measured side by side in one run: a few real sampling steps of each, interleaved in an order
 rotated every repeat, median over repeats. The table then prices each setting (sampler x steps x
@@ -10,6 +10,7 @@ precision x compile) per sample and as a speed-up over DDPM-250 fp32.
 
     python benchmarks/bench_sampling.py                                  # official 64x64 and digits, CPU
     python benchmarks/bench_sampling.py --configs 64x64,256x256 --batch_size 16 --compile   # a GPU
+    python benchmarks/bench_sampling.py --configs 64x64 --samplers ddpm --profile   # where a step's time goes
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from guided_diffusion import script_util as su
 from guided_diffusion.checkpoints import load_checkpoint
 from guided_diffusion.guidance import ClassifierGuidance
 from guided_diffusion.precision import accelerate
-from guided_diffusion.sampling import SAMPLERS, sample_loop
+from guided_diffusion.sampling import SAMPLERS, respacing_for, sample_loop
 from guided_diffusion.shipped import manifest
 
 from bench_unet import CONFIGS
@@ -43,8 +44,8 @@ OFFICIAL = {
     ),
 }
 BASELINE = ("ddpm", 250, "fp32", False, False)
-SETTINGS = [("ddpm", 250), ("ddim", 50), ("ddim", 25), ("dpmpp_2m", 25), ("dpmpp_2m", 20), ("dpmpp_2m", 15),
-            ("dpmpp_2m", 10)]
+SETTINGS = [("ddpm", 250), ("ddpm", 25), ("ddim", 50), ("ddim", 25), ("dpmpp_2m", 25), ("dpmpp_2m", 20),
+            ("dpmpp_2m", 15), ("dpmpp_2m", 10), ("dpmpp_2m_sde", 25), ("dpmpp_2m_sde", 20), ("dpmpp_2m_sde", 10)]
 
 
 def build(name: str, device: torch.device):
@@ -66,10 +67,11 @@ def build(name: str, device: torch.device):
 
 def step_timer(model, classifier, flags: dict, sampler: str, precision: str, compile: bool, channels_last: bool,
                batch: int, steps: int, device: torch.device):
-    """A function that runs ``steps`` guided steps of ``sampler`` from the middle of a 250-step schedule and
-    returns the seconds per step."""
+    """A function that runs ``steps`` guided steps of ``sampler`` on a 250-step schedule (after an untimed first
+    step) and returns the seconds per step."""
     diffusion = su.create_gaussian_diffusion(steps=flags["diffusion_steps"], learn_sigma=flags["learn_sigma"],
-                                             noise_schedule=flags["noise_schedule"], timestep_respacing="250")
+                                             noise_schedule=flags["noise_schedule"],
+                                             timestep_respacing=respacing_for(sampler, "250"))
     net = accelerate(copy.deepcopy(model), precision, compile, channels_last, cast_weights=True)  # as the scripts
     guide = ClassifierGuidance(accelerate(copy.deepcopy(classifier), precision, compile, channels_last,
                                           cast_weights=True), 1.0)
@@ -97,6 +99,20 @@ def step_timer(model, classifier, flags: dict, sampler: str, precision: str, com
     return run
 
 
+def profile_step(model, classifier, flags: dict, precision: str, batch: int, device: torch.device, rows: int = 8):
+    """Where one guided step's time goes: torch.profiler's table of the costliest operators (self time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run = step_timer(model, classifier, flags, "ddpm", precision, False, False, batch, 1, device)
+    run()  # warm-up
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        run()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"\nprofile of one guided DDPM step (plus the untimed first step), {precision}:")
+    print(prof.key_averages().table(sort_by=key, row_limit=rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default="64x64,digits", help="64x64, 256x256 (official flags, random weights), "
@@ -108,6 +124,8 @@ def main() -> None:
     parser.add_argument("--channels_last", action="store_true", help="also in channels_last")
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--profile", action="store_true", help="also print where a guided step's time goes, per "
+                        "precision (torch.profiler)")
     args = parser.parse_args()
     device = torch.device(args.device)
     precisions = ["fp32", "bf16"] + (["fp16"] if device.type == "cuda" else [])
@@ -132,10 +150,10 @@ def main() -> None:
         per_step = {c: float(np.median(v)) for c, v in times.items()}
         base = per_step[BASELINE[0], "fp32", False, False] * 250 / batch
         print(f"\n{config}: batch {batch}; seconds per guided step (median)")
-        print(f"{'sampler':<9} {'precision':<9} {'compile':<7} {'ch.last':<7} {'s/step':>9} {'vs fp32':>8}")
+        print(f"{'sampler':<12} {'precision':<9} {'compile':<7} {'ch.last':<7} {'s/step':>9} {'vs fp32':>8}")
         for c in combos:
             fp32 = per_step[c[0], "fp32", c[2], c[3]]
-            print(f"{c[0]:<9} {c[1]:<9} {name_of[c[2]]:<7} {name_of[c[3]]:<7} {per_step[c]:9.4f} "
+            print(f"{c[0]:<12} {c[1]:<9} {name_of[c[2]]:<7} {name_of[c[3]]:<7} {per_step[c]:9.4f} "
                   f"{fp32 / per_step[c]:7.2f}x")
         print(f"\n{config}: seconds per sample (s/step x steps / batch) and speed-up over DDPM-250 fp32 "
               f"({base:.3f} s/sample)")
@@ -146,6 +164,9 @@ def main() -> None:
             cost = per_step[sampler, precision, compiled, layout] * n / batch
             print(f"{f'{sampler}-{n}':<16} {precision:<9} {name_of[compiled]:<7} {name_of[layout]:<7} "
                   f"{cost:9.4f} {base / cost:8.1f}x")
+        if args.profile:
+            for precision in precisions:
+                profile_step(model, classifier, flags, precision, batch, device)
 
 
 if __name__ == "__main__":

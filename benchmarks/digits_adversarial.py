@@ -1,7 +1,7 @@
 """The paper's central claim, where it can show: guidance by a weak classifier builds adversarial samples
 (the guide accepts them, independent classifiers do not); does ProG remove them? (Table 2, Figure 3)
 
-    python benchmarks/digits_adversarial.py --quick      # 1 CPU core, about 30 minutes
+    python benchmarks/digits_adversarial.py --quick      # 2 CPU cores, about 17 minutes (1 core: 30)
     python benchmarks/digits_adversarial.py              # more samples, steps and scales: a GPU
     python benchmarks/digits_adversarial.py --quick --out /tmp/rerun && \\
       python benchmarks/compare_digits.py results/digits/adversarial/results.json /tmp/rerun/results.json

@@ -65,10 +65,10 @@ class Config:
     relevance: str = "text"
     ls_eps: float = 0.1
     classifier: str = "digits/classifier"  # the guidance classifier: a shipped name or X.pt (with X.json)
-    sampler: str = "ddpm"  # ddpm | ddim | dpmpp_2m
+    sampler: str = "ddpm"  # ddpm | ddim | dpmpp_2m | dpmpp_2m_sde
     steps: int = 0  # 0: the lab's step count
     precision: str = "fp32"
-    spacing: str = ""  # "": uniform in time (ADM's respacing; dpmpp_2m's from T - T/N); "logsnr": in log-SNR
+    spacing: str = ""  # "": uniform in time (ADM's respacing; the solvers' from T - T/N); "logsnr": in log-SNR
 
     def label(self) -> str:
         name = {"adm": "ADM", "cadm": "CADM"}[self.model]

@@ -1,6 +1,7 @@
-"""Quality against cost on the digits: DDPM, DDIM and DPM-Solver++(2M) at 5 to 250 model evaluations.
+"""Quality against cost on the digits: DDPM, DDIM, DPM-Solver++(2M) and its SDE variant at 5 to 250 model
+evaluations.
 
-    python benchmarks/digits_solvers.py            # 1 CPU core, about 40 minutes
+    python benchmarks/digits_solvers.py            # 2 CPU cores, about 40 minutes
     python benchmarks/digits_solvers.py --out /tmp/rerun && \\
       python benchmarks/compare_digits.py results/digits/solvers/results.json /tmp/rerun/results.json
 
@@ -9,7 +10,8 @@ and ProG with gamma 0.04 stated for 250 steps), sampled with each sampler at eac
 model and one classifier evaluation per step) over 3 seeds, scored with FID, recall and robustness
 (benchmarks/digits_lab.py). Also: DPM-Solver++ with steps uniform in log-SNR instead of in time,
 and bf16 autocast against fp32 at the same settings. For each sampler and guidance, the smallest
-step count whose means are all within the 3-seed spread of DDPM at 250 steps is reported. Writes
+step count whose means are all within the 3-seed spread of DDPM at 250 steps is reported, and the
+cheapest such setting over all samplers. Writes
 results/digits/solvers/README.md, results.json and quality_vs_cost.png.
 """
 
@@ -24,7 +26,9 @@ import torch
 
 from digits_lab import Config, Lab, fmt, lab_parser, save_figure, subplots, summary, table, write_json
 
-STEPS = {"ddpm": (25, 100, 250), "ddim": (10, 20, 50), "dpmpp_2m": (5, 10, 15, 20, 25)}
+STEPS = {"ddpm": (25, 100, 250), "ddim": (10, 20, 50, 100), "dpmpp_2m": (5, 10, 15, 20, 25, 50),
+         "dpmpp_2m_sde": (10, 15, 20, 25)}
+STYLES = {"ddpm": "o-", "ddim": "s-", "dpmpp_2m": "^-", "dpmpp_2m_sde": "v--"}
 MATCHED = ("fid", "recall", "robustness")
 COLUMNS = [("FID", "fid", 2), ("Rec", "recall", 3), ("Prec", "precision", 3), ("Robustness", "robustness", 1)]
 
@@ -39,7 +43,7 @@ def plot(results: dict, path: Path) -> None:
     for row, guidance in enumerate(("vanilla", "prog")):
         for col, (key, name) in enumerate((("fid", "FID"), ("recall", "Recall"), ("robustness", "Robustness (%)"))):
             ax = axes[row, col]
-            for sampler, style in (("ddpm", "o-"), ("ddim", "s-"), ("dpmpp_2m", "^-")):
+            for sampler, style in STYLES.items():
                 steps = sorted(results[guidance][sampler])
                 mean = [results[guidance][sampler][n][key][0] for n in steps]
                 std = [results[guidance][sampler][n][key][1] for n in steps]
@@ -56,8 +60,10 @@ def main() -> None:
     parser.add_argument("--num_samples", type=int, default=100)
     parser.add_argument("--scale", type=float, default=4.0, help="the main job's default with digits/adm")
     parser.add_argument("--steps", default=None, help="override every sampler's step counts, e.g. 2,4 (tests)")
-    parser.add_argument("--reuse", default=None, help="take this earlier results.json's DDPM runs instead of sampling "
-                        "them again (a rerun after a change to the other samplers only; the report says so)")
+    parser.add_argument("--reuse", default=None, help="take this earlier results.json's runs of --reuse_samplers "
+                        "instead of sampling them again (a rerun after a change that leaves their code alone; the "
+                        "report says so)")
+    parser.add_argument("--reuse_samplers", default="ddpm", help="comma-separated: the samplers --reuse takes")
     args = parser.parse_args()
     seeds = list(range(args.seeds))
     steps = ({s: tuple(int(n) for n in args.steps.split(",")) for s in STEPS} if args.steps else STEPS)
@@ -65,7 +71,8 @@ def main() -> None:
     started = time.perf_counter()
     torch.manual_seed(0)
     lab = Lab(args.num_samples, reference_steps, args.batch_size, torch.device(args.device))
-    reused = lab.reuse(Path(args.reuse), ("ddpm",)) if args.reuse else 0
+    reuse_samplers = tuple(args.reuse_samplers.split(","))
+    reused = lab.reuse(Path(args.reuse), reuse_samplers) if args.reuse else 0
     base = {g: Config("adm", g, args.scale) for g in ("vanilla", "prog")}
     # DDIM with ADM's ddimN spacing (from T - T/N, as ADM's README samples DDIM): a plain N starts at T - 1
     spacing = {"ddim": "ddim"}
@@ -76,9 +83,10 @@ def main() -> None:
     spaced = sorted({min(solver_steps, key=lambda n: abs(n - 10)), min(solver_steps, key=lambda n: abs(n - 20))})
     logsnr = {g: {n: summary(lab, replace(base[g], sampler="dpmpp_2m", steps=n, spacing="logsnr"), seeds)
                   for n in spaced} for g in base}
-    # bf16 against fp32: the main job's DDPM step count (100) and the solver at 20 steps
+    # bf16 against fp32: the main job's DDPM step count (100) and both solvers at 20 steps
     precisions = [("ddpm", min(steps["ddpm"], key=lambda n: abs(n - 100))),
-                  ("dpmpp_2m", min(solver_steps, key=lambda n: abs(n - 20)))]
+                  ("dpmpp_2m", min(solver_steps, key=lambda n: abs(n - 20))),
+                  ("dpmpp_2m_sde", min(steps["dpmpp_2m_sde"], key=lambda n: abs(n - 20)))]
     if args.device == "cpu" or torch.cuda.is_bf16_supported():
         bf16 = {g: {(s, n): summary(lab, replace(base[g], sampler=s, steps=n, precision="bf16"), seeds)
                     for s, n in precisions} for g in base}
@@ -102,11 +110,22 @@ def main() -> None:
         rows += [(f"{s}, {n} steps, bf16", values) for (s, n), values in bf16[g].items()]
         name = "ProG (gamma 0.04 for 250 steps)" if g == "prog" else "vanilla guidance"
         sections.append(f"### {name}, scale {args.scale:g}\n\n{table(rows, COLUMNS)}\n")
+        cheapest = []
         for s in steps:
             matched = [n for n in steps[s] if within_reference(results[g][s][n], reference)]
+            cheapest += [(min(matched), s)] if matched else []
             findings.append(f"- {name}, {s}: " + (f"the fewest steps within DDPM-{reference_steps}'s spread on FID, "
                                                   f"recall and robustness: **{min(matched)}**" if matched else
-                                                  f"no step count tried is within DDPM-{reference_steps}'s spread"))
+                                                  f"no step count tried ({', '.join(map(str, steps[s]))}) is within "
+                                                  f"DDPM-{reference_steps}'s spread"))
+        if cheapest:
+            n, s = min(cheapest)
+            values = results[g][s][n]
+            findings.append(f"- {name}: the cheapest matched setting is **{s} at {n} steps** "
+                            f"({reference_steps / n:g}x fewer evaluations): FID {fmt(values['fid'])}, recall "
+                            f"{fmt(values['recall'], 3)}, robustness {fmt(values['robustness'], 1)} against DDPM-"
+                            f"{reference_steps}'s {fmt(reference['fid'])}, {fmt(reference['recall'], 3)}, "
+                            f"{fmt(reference['robustness'], 1)}")
         for (s, n), values in bf16[g].items():
             fp32 = results[g][s][n]
             findings.append(f"- {name}, {s}-{n} in bf16: FID {fmt(values['fid'])} vs {fmt(fp32['fid'])} in fp32, "
@@ -117,8 +136,8 @@ def main() -> None:
             time_uniform, log_uniform = results[g]["dpmpp_2m"][n], logsnr[g][n]
             findings.append(f"- {name}, DPM-Solver++ at {n} steps: FID {fmt(time_uniform['fid'])} with steps uniform "
                             f"in time, {fmt(log_uniform['fid'])} uniform in log-SNR")
-    reuse_note = (f"\n{reused} DDPM runs (their code unchanged) are taken from `{args.reuse}` of an "
-                  f"earlier run (`--reuse`); the rest were sampled in this one." if reused else "")
+    reuse_note = (f"\n{reused} runs of {', '.join(reuse_samplers)} (their code unchanged) are taken from "
+                  f"`{args.reuse}` of an earlier run (`--reuse`); the rest were sampled in this one." if reused else "")
     report = f"""# Fast guided sampling on the digits: quality against cost
 
 Generated by `{command}` in {elapsed / 60:.1f} minutes on {raw['machine']} (torch {torch.__version__}).

@@ -50,7 +50,7 @@ else
     PRECISIONS="fp32 bf16 fp16"; SAMPLE="--num_samples 256 --batch_size 256 --timestep_respacing 20"
     COMPILED="ddpm ddim dpmpp_2m"
 fi
-for sampler in ddpm ddim dpmpp_2m; do
+for sampler in ddpm ddim dpmpp_2m dpmpp_2m_sde; do
     for precision in $PRECISIONS; do
         step "sample $sampler $precision" "sampling complete" env OPENAI_LOGDIR="$OUT/sample_${sampler}_${precision}" \
             $PY scripts/prog_classifier_sample.py $SAMPLE --sampler "$sampler" --precision "$precision"

@@ -1,6 +1,7 @@
 """DPM-Solver++(2M): the multistep second-order solver of the diffusion ODE in data prediction
 (Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models",
-Algorithm 2), over the kept timesteps of a (respaced) discrete-time diffusion.
+Algorithm 2), and of the diffusion SDE (SDE-DPM-Solver++(2M), same paper, Appendix), over the kept
+timesteps of a (respaced) discrete-time diffusion.
 
 With ``alpha_t = sqrt(abar_t)``, ``sigma_t = sqrt(1 - abar_t)`` and the half log-SNR
 ``lambda_t = log(alpha_t / sigma_t)``, one step from ``s`` to the next (smaller) time ``t``,
@@ -18,6 +19,13 @@ and returns ``x0_s``, as DDIM's last step does. The first-order update is DDIM w
 Guidance enters through the data prediction: the sampler shifts the predicted noise by the
 guidance gradient (``GaussianDiffusion.condition_score``) before ``x0_s`` is formed.
 
+The SDE variant (``stochastic=True``) takes the same D and adds fresh noise ``z`` each step:
+
+    x_t = (sigma_t / sigma_s) exp(-h) x_s + alpha_t (1 - exp(-2h)) D + sigma_t sqrt(1 - exp(-2h)) z
+
+Its first-order step is DDIM with eta = 1, i.e. a draw from the forward posterior
+q(x_t | x_s, x0_s), as an ancestral (DDPM) step with the posterior variance.
+
 Step spacing (:func:`solver_timesteps`): the solver never starts at t = T - 1. There the cosine
 schedule's alpha is 5e-5 (its betas are clipped at 0.999), so the data prediction divides the
 noise prediction's error by 5e-5, the clipping to [-1, 1] turns it into a black-and-white image,
@@ -30,6 +38,8 @@ between the same first step and 0.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -38,7 +48,7 @@ class DPMSolverPlusPlus:
     """The state of one DPM-Solver++(2M) run over a diffusion's timesteps (index ``i`` = the
     diffusion's step ``i``; a run visits N-1, N-2, ..., 0 in turn)."""
 
-    def __init__(self, alphas_cumprod: np.ndarray, order: int = 2):
+    def __init__(self, alphas_cumprod: np.ndarray, order: int = 2, stochastic: bool = False):
         if order not in (1, 2):
             raise ValueError(f"DPM-Solver++ order must be 1 or 2, got {order}")
         abar = np.asarray(alphas_cumprod, dtype=np.float64)
@@ -46,10 +56,16 @@ class DPMSolverPlusPlus:
         self.sigma = np.sqrt(1.0 - abar)
         self.lam = np.log(self.alpha) - np.log(self.sigma)
         self.order = order
+        self.stochastic = stochastic
+        if self.alpha[-1] < 1e-3:
+            warnings.warn(f"DPM-Solver++ starts where alpha = {self.alpha[-1]:.1e}: its first data prediction is "
+                          f"noise; respace with uniformN or logsnrN (from T - T/N), as --timestep_respacing N "
+                          f"does in the scripts", stacklevel=3)
         self._previous: tuple[int, torch.Tensor] | None = None  # (index, x0) of the step before
 
-    def step(self, x: torch.Tensor, index: int, x0: torch.Tensor) -> torch.Tensor:
-        """``x`` at step ``index`` with its data prediction ``x0``, moved to step ``index - 1`` (the data at 0)."""
+    def step(self, x: torch.Tensor, index: int, x0: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` at step ``index`` with its data prediction ``x0``, moved to step ``index - 1`` (the data at 0);
+        ``noise``: the SDE variant's Gaussian draw (a fresh one if None; the ODE ignores it)."""
         previous, self._previous = self._previous, (index, x0)
         if index == 0:
             return x0  # to sigma = 0: x = alpha x0 with alpha = 1
@@ -59,7 +75,13 @@ class DPMSolverPlusPlus:
         if self.order == 2 and previous is not None and t > 0:
             r = (self.lam[s] - self.lam[previous[0]]) / h
             d = (1 + 0.5 / r) * x0 - (0.5 / r) * previous[1]
-        return float(self.sigma[t] / self.sigma[s]) * x - float(self.alpha[t] * np.expm1(-h)) * d
+        if not self.stochastic:  # Eq. 9
+            return float(self.sigma[t] / self.sigma[s]) * x - float(self.alpha[t] * np.expm1(-h)) * d
+        if noise is None:
+            noise = torch.randn_like(x)
+        decay = -np.expm1(-2 * h)  # 1 - exp(-2h)
+        return (float(self.sigma[t] / self.sigma[s] * np.exp(-h)) * x + float(self.alpha[t] * decay) * d
+                + float(self.sigma[t] * np.sqrt(decay)) * noise)
 
 
 def solver_timesteps(alphas_cumprod: np.ndarray, num_steps: int, spacing: str = "uniform") -> list[int]:

@@ -361,16 +361,19 @@ class GaussianDiffusion:
     def dpm_solver_sample_loop(self, model, shape, noise=None, clip_denoised: bool = True, denoised_fn=None,
                                cond_fn: CondFn | None = None, model_kwargs: dict | None = None, device=None,
                                progress: bool = False, information_degree: InformationDegree | None = None,
-                               noise_sampler: NoiseSampler | None = None, order: int = 2) -> torch.Tensor:
+                               noise_sampler: NoiseSampler | None = None, order: int = 2,
+                               stochastic: bool = False) -> torch.Tensor:
         """DPM-Solver++(2M) from x_T to x_0 over this diffusion's timesteps (:mod:`.dpm_solver`); one model
-        (and guidance) evaluation per timestep, deterministic given x_T. Guidance shifts the predicted noise,
-        as in DDIM; ``information_degree`` as in p_sample_loop; ``noise_sampler`` is drawn from but unused.
-        Respace with ``uniformN`` or ``logsnrN`` (what the scripts make of ``--timestep_respacing N``): a
-        diffusion that keeps t = T - 1, where the cosine schedule's alpha is 5e-5, wrecks the first step."""
+        (and guidance) evaluation per timestep. Guidance shifts the predicted noise, as in DDIM;
+        ``information_degree`` as in p_sample_loop. The ODE solver is deterministic given x_T
+        (``noise_sampler`` is drawn from but unused); ``stochastic=True`` solves the SDE instead, with
+        ``noise_sampler``'s draws. Respace with ``uniformN`` or ``logsnrN`` (what the scripts make of
+        ``--timestep_respacing N``): a diffusion that keeps t = T - 1, where the cosine schedule's alpha
+        is 5e-5, wrecks the first step."""
         return _last(self.dpm_solver_sample_loop_progressive(
             model, shape, noise=noise, clip_denoised=clip_denoised, denoised_fn=denoised_fn, cond_fn=cond_fn,
             model_kwargs=model_kwargs, device=device, progress=progress, information_degree=information_degree,
-            noise_sampler=noise_sampler, order=order,
+            noise_sampler=noise_sampler, order=order, stochastic=stochastic,
         ))["sample"]
 
     def dpm_solver_sample_loop_progressive(self, model, shape, noise=None, clip_denoised: bool = True,
@@ -378,17 +381,18 @@ class GaussianDiffusion:
                                            model_kwargs: dict | None = None, device=None, progress: bool = False,
                                            information_degree: InformationDegree | None = None,
                                            noise_sampler: NoiseSampler | None = None,
-                                           order: int = 2) -> Iterator[dict]:
+                                           order: int = 2, stochastic: bool = False) -> Iterator[dict]:
         """Yield each DPM-Solver++ step's ``{"sample", "pred_xstart"}``."""
-        solver = DPMSolverPlusPlus(self.alphas_cumprod, order)
+        solver = DPMSolverPlusPlus(self.alphas_cumprod, order, stochastic)
 
         def step(img, t, step_kwargs):
-            step_kwargs.pop("noise", None)
+            noise = step_kwargs.pop("noise", None)
             out = self.p_mean_variance(model, img, t, clip_denoised=clip_denoised, denoised_fn=denoised_fn,
                                        model_kwargs=model_kwargs)
             if cond_fn is not None:
                 out = self.condition_score(cond_fn, out, img, t, model_kwargs=model_kwargs, **step_kwargs)
-            return {"sample": solver.step(img, int(t[0]), out["pred_xstart"]), "pred_xstart": out["pred_xstart"]}
+            sample = solver.step(img, int(t[0]), out["pred_xstart"], noise)
+            return {"sample": sample, "pred_xstart": out["pred_xstart"]}
 
         return self._loop(step, model, shape, noise, device, progress, information_degree, noise_sampler)
 

@@ -30,10 +30,12 @@ def prepare(net: nn.Module, path: str, use_fp16: bool = False, use_bf16: bool = 
     return net.eval()
 
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
+SAMPLERS = ("ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_sde")
+SOLVERS = ("dpmpp_2m", "dpmpp_2m_sde")  # DPM-Solver++ loops: their own reading of --timestep_respacing
 SAMPLER_HELP = ("ddpm: ancestral sampling (ADM's default); ddim: DDIM (--eta); dpmpp_2m: DPM-Solver++(2M), "
-                "deterministic, for 10-25 steps; --timestep_respacing N is every sampler's step count (for dpmpp_2m "
-                "evenly spaced from T - T/N; logsnrN: evenly in log-SNR)")
+                "deterministic, for 10-25 steps; dpmpp_2m_sde: its stochastic (SDE) variant; --timestep_respacing N "
+                "is every sampler's step count (for the DPM-Solver++ samplers evenly spaced from T - T/N; logsnrN: "
+                "evenly in log-SNR)")
 
 
 def choose_sampler(sampler: str, use_ddim: bool = False) -> str:
@@ -46,10 +48,10 @@ def choose_sampler(sampler: str, use_ddim: bool = False) -> str:
 
 
 def respacing_for(sampler: str, timestep_respacing: str) -> str:
-    """What ``--timestep_respacing`` means for ``sampler``: dpmpp_2m reads a plain step count N as
-    ``uniformN`` (N steps evenly spaced in time from T - T/N, not from T: see ``dpm_solver``); the other
-    samplers keep ADM's meaning."""
-    if sampler == "dpmpp_2m" and str(timestep_respacing).isdigit():
+    """What ``--timestep_respacing`` means for ``sampler``: the DPM-Solver++ samplers read a plain step
+    count N as ``uniformN`` (N steps evenly spaced in time from T - T/N, not from T: see ``dpm_solver``);
+    the other samplers keep ADM's meaning."""
+    if sampler in SOLVERS and str(timestep_respacing).isdigit():
         return f"uniform{timestep_respacing}"
     return timestep_respacing
 
@@ -66,10 +68,13 @@ def create_for_sampling(args, sampler: str) -> tuple:
 
 def sample_loop(diffusion, sampler: str, progressive: bool = False, eta: float = 0.0) -> Callable:
     """The diffusion's sampling loop for ``sampler`` (``eta``: DDIM's), called like ``p_sample_loop``."""
-    name = {"ddpm": "p_sample_loop", "ddim": "ddim_sample_loop", "dpmpp_2m": "dpm_solver_sample_loop"}[sampler]
+    name = {"ddpm": "p_sample_loop", "ddim": "ddim_sample_loop", "dpmpp_2m": "dpm_solver_sample_loop",
+            "dpmpp_2m_sde": "dpm_solver_sample_loop"}[sampler]
     loop = getattr(diffusion, name + ("_progressive" if progressive else ""))
     if sampler == "ddim":
         return lambda *args, **kwargs: loop(*args, eta=eta, **kwargs)
+    if sampler == "dpmpp_2m_sde":
+        return lambda *args, **kwargs: loop(*args, stochastic=True, **kwargs)
     return loop
 
 

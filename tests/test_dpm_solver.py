@@ -1,5 +1,7 @@
-"""DPM-Solver++(2M): order of accuracy on an exactly solvable ODE, its first-order form is DDIM, guidance."""
+"""DPM-Solver++(2M): order of accuracy on an exactly solvable ODE, its first-order form is DDIM, guidance;
+the SDE variant: its first-order form is DDIM with eta = 1, and it samples Gaussian data's law."""
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -50,6 +52,7 @@ def _errors(respacing: str) -> dict[str, float]:
     return errors
 
 
+@pytest.mark.filterwarnings("ignore:DPM-Solver\\+\\+ starts where alpha")  # exact data: no clipping to go wrong
 @pytest.mark.parametrize("respacing", ["20", "40", "80"])
 def test_second_order_beats_ddim_on_an_exactly_solvable_ode(respacing):
     errors = _errors(respacing)
@@ -105,8 +108,18 @@ def test_the_solver_never_starts_where_alpha_vanishes(spacing):
     assert solver_timesteps(abar, 20, "uniform") == list(range(0, 1000, 50))  # ADM's ddim20
 
 
+def test_library_callers_starting_where_alpha_vanishes_are_warned():
+    model, diffusion = tiny_model_and_diffusion(timestep_respacing="5")  # ADM's plain N keeps t = T - 1
+    with pytest.warns(UserWarning, match="respace with uniformN or logsnrN"):
+        diffusion.dpm_solver_sample_loop(model, (1, 3, 8, 8))
+    _, spaced = tiny_model_and_diffusion(timestep_respacing="uniform5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spaced.dpm_solver_sample_loop(model, (1, 3, 8, 8))
+
+
 def test_dpmpp_reads_a_plain_step_count_as_uniform_from_t_minus_t_over_n():
-    assert respacing_for("dpmpp_2m", "20") == "uniform20"
+    assert respacing_for("dpmpp_2m", "20") == "uniform20" and respacing_for("dpmpp_2m_sde", "20") == "uniform20"
     assert respacing_for("dpmpp_2m", "logsnr20") == "logsnr20"
     assert respacing_for("ddpm", "20") == "20" and respacing_for("ddim", "20") == "20"  # ADM's meaning kept
     args = SimpleNamespace(**{**su.model_and_diffusion_defaults(), "image_size": 8, "num_channels": 32,
@@ -116,9 +129,46 @@ def test_dpmpp_reads_a_plain_step_count_as_uniform_from_t_minus_t_over_n():
     assert create_for_sampling(args, "ddpm")[1].timestep_map[-1] == 999
 
 
+def _draws(seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    return lambda x: torch.randn(x.shape, generator=generator)
+
+
+def test_first_order_sde_solver_is_ddim_with_eta_one():
+    model, diffusion = tiny_model_and_diffusion(timestep_respacing="uniform6")
+    x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    sde = diffusion.dpm_solver_sample_loop(model, x_T.shape, noise=x_T, noise_sampler=_draws(0), order=1,
+                                           stochastic=True)
+    ddim = diffusion.ddim_sample_loop(model, x_T.shape, noise=x_T, noise_sampler=_draws(0), eta=1.0)
+    torch.testing.assert_close(sde, ddim, atol=1e-5, rtol=1e-5)
+    second = diffusion.dpm_solver_sample_loop(model, x_T.shape, noise=x_T, noise_sampler=_draws(0), stochastic=True)
+    assert torch.equal(second, diffusion.dpm_solver_sample_loop(model, x_T.shape, noise=x_T,
+                                                               noise_sampler=_draws(0), stochastic=True))
+    other = diffusion.dpm_solver_sample_loop(model, x_T.shape, noise=x_T, noise_sampler=_draws(1), stochastic=True)
+    assert not torch.allclose(second, other)  # the draws matter; the ODE ignores them
+
+
+def test_sde_solver_samples_gaussian_data():
+    """For data ~ N(0, c^2) the SDE's x_0 has standard deviation c whatever x_T. Measured (relative error of the
+    std at 10 / 20 / 50 / 200 steps): first order 22 / 13 / 6.6 / 1.6 %, second order 2.9 / 3.5 / 1.4 / 0.4 %."""
+    data = GaussianData(su.create_gaussian_diffusion(steps=1000, noise_schedule="cosine").alphas_cumprod)
+    x_T = torch.randn(64, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+
+    def error(steps: int, order: int) -> float:
+        diffusion = su.create_gaussian_diffusion(steps=1000, noise_schedule="cosine",
+                                                 timestep_respacing=f"uniform{steps}")
+        x_0 = diffusion.dpm_solver_sample_loop(data, x_T.shape, noise=x_T, clip_denoised=False,
+                                               noise_sampler=_draws(3), order=order, stochastic=True)
+        assert torch.corrcoef(torch.stack([x_0.flatten(), data.solution(x_T).flatten()]))[0, 1] < 0.5  # not the ODE
+        return abs(x_0.std().item() / DATA_STD - 1)
+
+    assert error(20, 2) < 0.05 and error(20, 2) < error(20, 1) / 2
+    assert error(200, 2) < 0.01 and error(200, 1) < 0.02
+
+
 def test_deterministic_learned_variance_respaced_and_guided():
     model, diffusion = tiny_model_and_diffusion(class_cond=True, num_classes=C, label_dropout=0.1,
-                                                timestep_respacing="8")
+                                                timestep_respacing="uniform8")
     classifier = tiny_classifier(C)
     y = torch.tensor([0, 3])
     x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))

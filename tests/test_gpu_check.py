@@ -14,7 +14,7 @@ def test_gpu_check_small_runs_every_step(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [line for line in summary.splitlines()[2:] if line.startswith("| ")]
     names = [row.split(" | ")[0][2:] for row in rows]
-    for sampler in ("ddpm", "ddim", "dpmpp_2m"):
+    for sampler in ("ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_sde"):
         for precision in ("fp32", "bf16"):
             assert f"sample {sampler} {precision}" in names
     assert "sample dpmpp_2m bf16 compile (eager)" in names

@@ -14,6 +14,7 @@ from guided_diffusion.guidance import (
     ProgressiveGuidance,
 )
 from guided_diffusion.information_degree import InformationDegree, uniform_relevance
+from guided_diffusion.sampling import SAMPLERS, respacing_for, sample_loop
 
 from tiny import random_relevance, tiny_classifier, tiny_model_and_diffusion
 
@@ -76,13 +77,9 @@ def test_prog_without_information_degree_is_a_clear_error(classifier, inputs):
         ProgressiveGuidance(classifier)(x, t, y=y, information_degree=torch.eye(C + 1)[y])
 
 
-def _loop(diffusion, sampler):
-    return {"ddpm": diffusion.p_sample_loop, "ddim": diffusion.ddim_sample_loop,
-            "dpmpp_2m": diffusion.dpm_solver_sample_loop}[sampler]
-
-
 @pytest.mark.parametrize("sampler,respacing", [("ddpm", "7"), ("ddim", "ddim5"), ("ddpm", ""), ("ddim", "10"),
-                                               ("dpmpp_2m", "6"), ("dpmpp_2m", "logsnr6")])
+                                               ("dpmpp_2m", "uniform6"), ("dpmpp_2m", "logsnr6"),
+                                               ("dpmpp_2m_sde", "uniform6")])
 def test_prog_with_one_hot_s_T_is_vanilla_bit_for_bit(classifier, sampler, respacing):
     model, diffusion = tiny_model_and_diffusion(class_cond=True, num_classes=C, timestep_respacing=respacing)
     if respacing == "":
@@ -92,8 +89,8 @@ def test_prog_with_one_hot_s_T_is_vanilla_bit_for_bit(classifier, sampler, respa
 
     def run(cond_fn, degree=None):
         torch.manual_seed(11)
-        return _loop(diffusion, sampler)(model, (3, 3, 8, 8), noise=noise, cond_fn=cond_fn, model_kwargs={"y": y},
-                                         information_degree=degree, **({"eta": 0.5} if sampler == "ddim" else {}))
+        return sample_loop(diffusion, sampler, eta=0.5)(model, (3, 3, 8, 8), noise=noise, cond_fn=cond_fn,
+                                                        model_kwargs={"y": y}, information_degree=degree)
 
     vanilla = run(ClassifierGuidance(classifier, scale=4.0))
     prog = run(ProgressiveGuidance(classifier, scale=4.0), InformationDegree.from_relevance(np.eye(C), y, 0.04))
@@ -103,9 +100,10 @@ def test_prog_with_one_hot_s_T_is_vanilla_bit_for_bit(classifier, sampler, respa
     assert not torch.equal(vanilla, smoothed)
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp_2m"])
+@pytest.mark.parametrize("sampler", SAMPLERS)
 def test_loops_hand_each_step_its_information_degree(sampler):
-    model, diffusion = tiny_model_and_diffusion(class_cond=True, num_classes=C, timestep_respacing="6")
+    model, diffusion = tiny_model_and_diffusion(class_cond=True, num_classes=C,
+                                                timestep_respacing=respacing_for(sampler, "6"))
     y = torch.tensor([2, 1])
     degree = InformationDegree.from_relevance(random_relevance(C), y, 0.3)
     seen = []
@@ -114,17 +112,18 @@ def test_loops_hand_each_step_its_information_degree(sampler):
         seen.append(information_degree.clone())
         return torch.zeros_like(x)
 
-    _loop(diffusion, sampler)(model, (2, 3, 8, 8), cond_fn=recording_cond_fn, model_kwargs={"y": y},
+    sample_loop(diffusion, sampler)(model, (2, 3, 8, 8), cond_fn=recording_cond_fn, model_kwargs={"y": y},
                               information_degree=degree)
     assert len(seen) == 6
     for k, s in enumerate(seen):
         assert torch.equal(s, degree.at(k))
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp_2m"])
+@pytest.mark.parametrize("sampler", SAMPLERS)
 def test_a_bare_cond_fn_closure_works_as_before(classifier, sampler):
     """ADM-style client code: a closure that takes (x, t, y) only, no information degree."""
-    model, diffusion = tiny_model_and_diffusion(class_cond=True, num_classes=C, timestep_respacing="4")
+    model, diffusion = tiny_model_and_diffusion(class_cond=True, num_classes=C,
+                                                timestep_respacing=respacing_for(sampler, "4"))
     y = torch.tensor([1, 2])
 
     def cond_fn(x, t, y=None):
@@ -139,7 +138,7 @@ def test_a_bare_cond_fn_closure_works_as_before(classifier, sampler):
     outs = []
     for fn in (cond_fn, ClassifierGuidance(classifier, 3.0)):
         torch.manual_seed(4)
-        outs.append(_loop(diffusion, sampler)(model_fn, (2, 3, 8, 8), cond_fn=fn, model_kwargs={"y": y},
+        outs.append(sample_loop(diffusion, sampler)(model_fn, (2, 3, 8, 8), cond_fn=fn, model_kwargs={"y": y},
                                               device=torch.device("cpu")))
     assert torch.equal(outs[0], outs[1])
 

@@ -104,7 +104,7 @@ def test_every_guidance_runs(tmp_path, checkpoints, guidance):
         assert np.allclose(s, s[0]) and s[0].max() == pytest.approx(0.9)
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "dpmpp_2m"])
+@pytest.mark.parametrize("sampler", ["ddpm", "dpmpp_2m", "dpmpp_2m_sde"])
 def test_process_count_does_not_change_the_output(tmp_path, checkpoints, sampler):
     args = base_args(checkpoints, classes="balanced", save_trajectory=3, sampler=sampler)
     sample(tmp_path / "plain", args)
@@ -133,7 +133,7 @@ def test_the_rank_count_promise_on_the_shipped_digit_model(tmp_path):
     assert "1 CPU thread(s) per process" in (tmp_path / "plain" / "log.txt").read_text()
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "dpmpp_2m"])
+@pytest.mark.parametrize("sampler", ["ddpm", "dpmpp_2m"])  # the SDE variant draws its noise as ddpm does
 def test_killed_run_resumes_to_the_same_file(tmp_path, checkpoints, sampler):
     args = base_args(checkpoints, num_samples=8, batch_size=1, timestep_respacing=25, sampler=sampler)
     sample(tmp_path / "whole", args)
