@@ -114,10 +114,11 @@ def adversarial_grid(kept: dict, indices: list[int], path: Path, title: str, col
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, shown, strict=False):
-        votes = np.bincount(kept["bank_top1"][:, i], minlength=10)
+        readings = kept["bank_top1"][:, i]
+        votes = np.bincount(readings[readings != kept["labels"][i]], minlength=10)  # the members that reject
         ax.imshow(kept["images"][i], interpolation="nearest")
-        ax.set_title(f"guide {kept['guide_top1'][i]} / bank {votes.argmax()}", fontsize=7,
-                     color="tab:red" if indices else "black")
+        bank = f"bank {votes.argmax()} ({votes.max()}/{len(readings)})" if votes.any() else "bank agrees"
+        ax.set_title(f"guide {kept['guide_top1'][i]} / {bank}", fontsize=7, color="tab:red" if indices else "black")
     fig.suptitle(title, fontsize=9)
     save_figure(fig, path, dpi=110)
 
@@ -144,7 +145,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     adversarial_grid(kept, indices, out / "adversarial_grid.png",
-                     f"vanilla guidance by {args.weak}, s={worst:g}, seed 0: guide's label / bank's majority")
+                     f"vanilla guidance by {args.weak}, s={worst:g}, seed 0: "
+                     f"guide's label / the bank's commonest other digit")
     figure3 = ""
     if indices:
         i = indices[0]
@@ -223,8 +225,8 @@ results/digits/adversarial/results.json DIR/results.json`.
 ## The most adversarial samples
 
 Vanilla guidance by `{weak_name}` at s={worst:g}, seed 0: {len(indices)} of {num_samples} samples are read as
-their label by the guide and as another digit by most of the bank (title: the guide's label / the bank's
-majority).
+their label by the guide and as another digit by most of the bank (title: the guide's label / the other digit
+the most bank members read, with how many of them).
 
 ![adversarial samples](adversarial_grid.png)
 
