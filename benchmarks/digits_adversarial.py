@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from guided_diffusion.figures import trajectory_figure
+from guided_diffusion.robustness import fooled
 
 from digits_lab import ROOT, Config, fmt, lab_parser, save_figure, subplots, summary, sweep_lab, table, write_json
 
@@ -79,32 +80,33 @@ def plots(results: dict, out: Path) -> None:
                            xerr=[sweep[s]["fid"][1] for s in scales],
                            yerr=[sweep[s]["robustness"][1] for s in scales], fmt="o-", capsize=2)
 
-    panels(results, out / "gap_vs_scale.png", gap, "guidance scale", "gap: guide top-1 - bank top-1 (points)", 2)
+    panels(results, out / "gap_vs_scale.png", gap, "guidance scale", "gap: guide top-1 - bank top-1 (points)", 2,
+           hline=10)
     panels(results, out / "robustness_vs_fid.png", robustness, "FID (digits/features)",
-           "robustness: bank top-1 (%)", 10)
+           "robustness: bank top-1 (%)", 10, note=" (numbers: scale)")
 
 
-def panels(results: dict, path: Path, draw, xlabel: str, ylabel: str, log_base: int) -> None:
+def panels(results: dict, path: Path, draw, xlabel: str, ylabel: str, log_base: int, hline: float | None = None,
+           note: str = "") -> None:
     fig, axes = subplots(1, len(results), (6 * len(results), 4))
     for ax, (classifier, by_guidance) in zip(axes[0], results.items(), strict=True):
         for guidance, sweep in by_guidance.items():
             draw(ax, sweep, sorted(sweep)).set_label(NAMES[guidance])
-        if log_base == 2:
-            ax.axhline(10, color="gray", lw=0.8, ls="--")
+        if hline is not None:
+            ax.axhline(hline, color="gray", lw=0.8, ls="--")
         ax.set_xscale("log", base=log_base)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        ax.set_title(f"guided by {classifier}" + (" (numbers: scale)" if log_base == 10 else ""))
+        ax.set_title(f"guided by {classifier}{note}")
         ax.legend(fontsize=8)
     save_figure(fig, path, dpi=100)
 
 
 def adversarial_indices(kept: dict) -> list[int]:
     """Samples the guide reads as their label while most of the bank does not, most rejected first."""
-    labels = kept["labels"]
-    rejected = (kept["bank_top1"] != labels[None]).sum(axis=0)
-    fooled = np.flatnonzero((kept["guide_top1"] == labels) & (rejected * 2 > kept["bank_top1"].shape[0]))
-    return sorted(fooled.tolist(), key=lambda i: (-rejected[i], i))
+    rejected = (kept["bank_top1"] != kept["labels"]).sum(axis=0)
+    indices = np.flatnonzero(fooled(kept["guide_top1"], kept["bank_top1"], kept["labels"]))
+    return sorted(indices.tolist(), key=lambda i: (-rejected[i], i))
 
 
 def adversarial_grid(kept: dict, indices: list[int], path: Path, title: str, columns: int = 8) -> None:

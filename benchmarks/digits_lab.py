@@ -41,7 +41,7 @@ from guided_diffusion.relevance import (
     relevance_from_descriptions,
     shipped_relevance,
 )
-from guided_diffusion.robustness import adversarial_gap, build_bank, robustness
+from guided_diffusion.robustness import adversarial_gap, bank_top1, build_bank, robustness
 from guided_diffusion.sampling import respacing_for
 from guided_diffusion.seeding import SampleNoise, sample_labels
 from guided_diffusion.shipped import manifest
@@ -221,7 +221,7 @@ class Lab:
             ranked = self.guide_ranking(images, guide)
             result.update({k: v for k, v in adversarial_gap(bank, ranked, labels).items() if k in GUIDE_METRICS})
             if keep is not None:
-                keep.update(guide_top1=ranked[:, 0], bank_top1=np.stack([b[:, 0] for b in bank.values()]))
+                keep.update(guide_top1=ranked[:, 0], bank_top1=bank_top1(bank))
         return {k: float(v) for k, v in result.items()}
 
     def guide_ranking(self, images: np.ndarray, guide: str) -> np.ndarray:
@@ -231,9 +231,8 @@ class Lab:
 
     def verdicts(self, images: np.ndarray, guide: str) -> dict[str, np.ndarray]:
         """What the guide (``guide_top1``) and each bank member (``bank_top1``, members x N) read."""
-        bank = self.bank.extract(images)
         return {"guide_top1": self.guide_ranking(images, guide)[:, 0],
-                "bank_top1": np.stack([b[:, 0] for b in bank.values()])}
+                "bank_top1": bank_top1(self.bank.extract(images))}
 
     def run(self, config: Config, seed: int, keep: bool = False) -> dict[str, float]:
         """The scores of ``config`` at ``seed`` (cached); ``keep`` also keeps its images and predictions."""

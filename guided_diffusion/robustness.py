@@ -115,6 +115,16 @@ def per_class_top1(top1: np.ndarray, labels: np.ndarray) -> dict[int, float]:
     return {int(c): 100.0 * float((top1[labels == c] == c).mean()) for c in np.unique(labels)}
 
 
+def bank_top1(predictions: dict[str, np.ndarray]) -> np.ndarray:
+    """Each bank member's top-1 class per sample: ``[members, N]``."""
+    return np.stack([top[:, 0] for top in predictions.values()])
+
+
+def fooled(guide_top1: np.ndarray, bank_top1: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per sample: the guide reads the label while most of the bank (``[members, N]`` top-1) does not."""
+    return (guide_top1 == labels) & ((bank_top1 == labels).mean(axis=0) < 0.5)
+
+
 def adversarial_gap(predictions: dict[str, np.ndarray], guide: np.ndarray, labels: np.ndarray) -> dict:
     """The guide's Top-1 agreement with the labels beside the bank's (robustness), and their gap
     (guide minus bank, in points), overall and per class. ``guide`` is ``[N, k]`` ranked predictions."""
@@ -123,11 +133,8 @@ def adversarial_gap(predictions: dict[str, np.ndarray], guide: np.ndarray, label
     guide_per_class = per_class_top1(guide[:, 0], labels)
     members = [per_class_top1(top[:, 0], labels) for top in predictions.values()]
     bank_per_class = {c: float(np.mean([m[c] for m in members])) for c in guide_per_class}
-    # samples the guide accepts while most of the bank rejects them
-    bank_hits = np.mean([top[:, 0] == labels for top in predictions.values()], axis=0)
-    fooled = (guide[:, 0] == labels) & (bank_hits < 0.5)
     return {"guide_top1": guide_top1, "bank_top1": bank, "gap": guide_top1 - bank,
-            "fooled_fraction": 100.0 * float(fooled.mean()),
+            "fooled_fraction": 100.0 * float(fooled(guide[:, 0], bank_top1(predictions), labels).mean()),
             "per_class": {str(c): {"guide_top1": guide_per_class[c], "bank_top1": bank_per_class[c],
                                    "gap": guide_per_class[c] - bank_per_class[c]} for c in guide_per_class}}
 

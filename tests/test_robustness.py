@@ -153,6 +153,9 @@ def test_adversarial_gap_arithmetic():
     assert gap["per_class"]["0"] == {"guide_top1": 100.0, "bank_top1": 50.0, "gap": 50.0}
     assert gap["per_class"]["1"] == {"guide_top1": 100.0, "bank_top1": 25.0, "gap": 75.0}
     assert gap["fooled_fraction"] == 50.0  # samples 1 and 3: the guide accepts, most of the bank rejects (2: half)
+    votes = robustness.bank_top1(bank)
+    assert votes.tolist() == [[0, 1, 1, 0], [0, 1, 0, 0]]
+    assert robustness.fooled(guide[:, 0], votes, labels).tolist() == [False, True, False, True]
 
 
 def test_cli_reports_the_guide_and_the_gap(tmp_path, capsys):
