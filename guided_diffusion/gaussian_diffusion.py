@@ -366,7 +366,7 @@ class GaussianDiffusion:
         """DPM-Solver++(2M) from x_T to x_0 over this diffusion's timesteps (:mod:`.dpm_solver`); one model
         (and guidance) evaluation per timestep. Guidance shifts the predicted noise, as in DDIM;
         ``information_degree`` as in p_sample_loop. The ODE solver is deterministic given x_T
-        (``noise_sampler`` is drawn from but unused); ``stochastic=True`` solves the SDE instead, with
+        (``noise_sampler`` is not called); ``stochastic=True`` solves the SDE instead, with
         ``noise_sampler``'s draws. Respace with ``uniformN`` or ``logsnrN`` (what the scripts make of
         ``--timestep_respacing N``): a diffusion that keeps t = T - 1, where the cosine schedule's alpha
         is 5e-5, wrecks the first step."""
@@ -394,7 +394,8 @@ class GaussianDiffusion:
             sample = solver.step(img, int(t[0]), out["pred_xstart"], noise)
             return {"sample": sample, "pred_xstart": out["pred_xstart"]}
 
-        return self._loop(step, model, shape, noise, device, progress, information_degree, noise_sampler)
+        return self._loop(step, model, shape, noise, device, progress, information_degree,
+                          noise_sampler if stochastic else None)
 
     def _loop(self, step, model, shape, noise, device, progress, information_degree: InformationDegree | None,
               noise_sampler: NoiseSampler | None) -> Iterator[dict]:

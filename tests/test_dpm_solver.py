@@ -178,7 +178,9 @@ def test_deterministic_learned_variance_respaced_and_guided():
                                                 model_kwargs={"y": y}, noise_sampler=noise_sampler)
 
     plain = run(model)
-    assert torch.equal(plain, run(model, noise_sampler=lambda x: torch.randn_like(x)))  # no noise is used
+    calls = []
+    assert torch.equal(plain, run(model, noise_sampler=lambda x: calls.append(1) or torch.randn_like(x)))
+    assert not calls  # the ODE draws no noise
     guided = run(model, ClassifierGuidance(classifier, 5.0))
     free = run(ClassifierFreeGuidance(model, 2.0))
     assert torch.isfinite(guided).all() and torch.isfinite(free).all()
