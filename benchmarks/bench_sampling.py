@@ -149,12 +149,15 @@ def main() -> None:
                 times[c].append(timers[c]())
         per_step = {c: float(np.median(v)) for c, v in times.items()}
         base = per_step[BASELINE[0], "fp32", False, False] * 250 / batch
-        print(f"\n{config}: batch {batch}; seconds per guided step (median)")
-        print(f"{'sampler':<12} {'precision':<9} {'compile':<7} {'ch.last':<7} {'s/step':>9} {'vs fp32':>8}")
+        print(f"\n{config}: batch {batch}; seconds per guided step (median); speed over fp32 (ratio of the "
+              f"medians, and its range over the repeats, each repeat's fp32 time over its own)")
+        print(f"{'sampler':<12} {'precision':<9} {'compile':<7} {'ch.last':<7} {'s/step':>9} {'vs fp32':>8} "
+              f"{'range':>13}")
         for c in combos:
-            fp32 = per_step[c[0], "fp32", c[2], c[3]]
+            fp32 = (c[0], "fp32", c[2], c[3])
+            paired = [a / b for a, b in zip(times[fp32], times[c], strict=True)]
             print(f"{c[0]:<12} {c[1]:<9} {name_of[c[2]]:<7} {name_of[c[3]]:<7} {per_step[c]:9.4f} "
-                  f"{fp32 / per_step[c]:7.2f}x")
+                  f"{per_step[fp32] / per_step[c]:7.2f}x {min(paired):5.2f}-{max(paired):.2f}x")
         print(f"\n{config}: seconds per sample (s/step x steps / batch) and speed-up over DDPM-250 fp32 "
               f"({base:.3f} s/sample)")
         print(f"{'setting':<16} {'precision':<9} {'compile':<7} {'ch.last':<7} {'s/sample':>9} {'speed-up':>9}")

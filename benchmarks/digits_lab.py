@@ -253,10 +253,11 @@ class Lab:
                   f"robustness {result['robustness']:5.1f}{extra}  ({result['seconds']:.0f} s)", flush=True)
         return self.cache[key]
 
-    def reuse(self, path: Path, samplers: tuple[str, ...]) -> int:
-        """Take the runs of an earlier results.json with one of ``samplers`` instead of sampling them again
-        (a rerun after a change that leaves those samplers' code alone); returns how many."""
-        runs = [r for r in json.loads(Path(path).read_text())["runs"] if r["config"]["sampler"] in samplers]
+    def reuse(self, path: Path, samplers: tuple[str, ...], precisions: tuple[str, ...] = ("fp32", "bf16")) -> int:
+        """Take the runs of an earlier results.json with one of ``samplers`` and ``precisions`` instead of
+        sampling them again (a rerun after a change that leaves their code alone); returns how many."""
+        runs = [r for r in json.loads(Path(path).read_text())["runs"]
+                if r["config"]["sampler"] in samplers and r["config"].get("precision", "fp32") in precisions]
         for run in runs:
             self.cache[(Config(**run["config"]), run["seed"])] = {k: v for k, v in run.items()
                                                                   if k not in ("config", "seed")}

@@ -64,6 +64,8 @@ def main() -> None:
                         "instead of sampling them again (a rerun after a change that leaves their code alone; the "
                         "report says so)")
     parser.add_argument("--reuse_samplers", default="ddpm", help="comma-separated: the samplers --reuse takes")
+    parser.add_argument("--reuse_precisions", default="fp32,bf16", help="comma-separated: the precisions --reuse "
+                        "takes")
     args = parser.parse_args()
     seeds = list(range(args.seeds))
     steps = ({s: tuple(int(n) for n in args.steps.split(",")) for s in STEPS} if args.steps else STEPS)
@@ -71,8 +73,8 @@ def main() -> None:
     started = time.perf_counter()
     torch.manual_seed(0)
     lab = Lab(args.num_samples, reference_steps, args.batch_size, torch.device(args.device))
-    reuse_samplers = tuple(args.reuse_samplers.split(","))
-    reused = lab.reuse(Path(args.reuse), reuse_samplers) if args.reuse else 0
+    reuse_samplers, reuse_precisions = tuple(args.reuse_samplers.split(",")), tuple(args.reuse_precisions.split(","))
+    reused = lab.reuse(Path(args.reuse), reuse_samplers, reuse_precisions) if args.reuse else 0
     base = {g: Config("adm", g, args.scale) for g in ("vanilla", "prog")}
     # DDIM with ADM's ddimN spacing (from T - T/N, as ADM's README samples DDIM): a plain N starts at T - 1
     spacing = {"ddim": "ddim"}
@@ -136,7 +138,8 @@ def main() -> None:
             time_uniform, log_uniform = results[g]["dpmpp_2m"][n], logsnr[g][n]
             findings.append(f"- {name}, DPM-Solver++ at {n} steps: FID {fmt(time_uniform['fid'])} with steps uniform "
                             f"in time, {fmt(log_uniform['fid'])} uniform in log-SNR")
-    reuse_note = (f"\n{reused} runs of {', '.join(reuse_samplers)} (their code unchanged) are taken from "
+    reuse_note = (f"\n{reused} runs of {', '.join(reuse_samplers)} in {', '.join(reuse_precisions)} (their code "
+                  f"unchanged) are taken from "
                   f"`{args.reuse}` of an earlier run (`--reuse`); the rest were sampled in this one." if reused else "")
     report = f"""# Fast guided sampling on the digits: quality against cost
 

@@ -212,20 +212,42 @@ class ResBlock(TimestepBlock):
 # ----------------------------------------------------------------- attention
 
 
+ATTENTION_BACKENDS = ("auto", "sdpa", "matmul")
+
+
+def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """v softmax(q^T k / sqrt(d))^T for (N, d, T) tensors: two batched matmuls and a softmax.
+
+    PyTorch's half and bfloat16 softmax accumulates in float32, so it is within one unit in the last
+    place of ADM's explicit float32 round trip without the float32 copy of the weights. The matmul
+    orders keep the (T, T) weights and their gradient contiguous (no copy of the largest tensor in the
+    backward pass)."""
+    weight = torch.bmm(q.transpose(1, 2) * q.shape[1] ** -0.5, k)  # (N, T, S)
+    return torch.bmm(weight.softmax(dim=-1), v.transpose(1, 2)).transpose(1, 2)
+
+
 class QKVAttention(nn.Module):
     """Multi-head softmax(q k^T / sqrt(d)) v over a packed (B, 3*H*d, T) tensor.
 
     ``legacy_order=True`` reads the channels per head as [q_h, k_h, v_h] (ADM's
     ``QKVAttentionLegacy``); otherwise as [q_all, k_all, v_all] (``QKVAttention``,
-    ``use_new_attention_order``). ``use_sdpa`` picks PyTorch's fused kernel or the
-    explicit matmul-softmax form (float32 softmax, as the reference).
+    ``use_new_attention_order``). ``backend``: ``"sdpa"`` (PyTorch's fused kernel), ``"matmul"``
+    (:func:`matmul_attention`) or ``"auto"``: SDPA, except bfloat16 on CPU, where the fused kernel
+    gains nothing over float32 and the matmul form is faster (``benchmarks/bench_unet.py``).
     """
 
-    def __init__(self, n_heads: int, legacy_order: bool = False, use_sdpa: bool = True):
+    def __init__(self, n_heads: int, legacy_order: bool = False, backend: str = "auto"):
         super().__init__()
+        if backend not in ATTENTION_BACKENDS:
+            raise ValueError(f"attention backend must be one of {ATTENTION_BACKENDS}, got {backend!r}")
         self.n_heads = n_heads
         self.legacy_order = legacy_order
-        self.use_sdpa = use_sdpa
+        self.backend = backend
+
+    def uses_sdpa(self, qkv: torch.Tensor) -> bool:
+        if self.backend == "auto":
+            return not (qkv.dtype == torch.bfloat16 and qkv.device.type == "cpu")
+        return self.backend == "sdpa"
 
     def forward(self, qkv: torch.Tensor) -> torch.Tensor:
         bs, width, length = qkv.shape
@@ -235,15 +257,12 @@ class QKVAttention(nn.Module):
             q, k, v = qkv.reshape(bs * self.n_heads, 3 * ch, length).split(ch, dim=1)
         else:
             q, k, v = (t.reshape(bs * self.n_heads, ch, length) for t in qkv.chunk(3, dim=1))
-        if self.use_sdpa:
+        if self.uses_sdpa(qkv):
             # (B*H, T, d) with d contiguous: the fused kernels are several times slower on strided input
             q, k, v = (x.transpose(1, 2).contiguous() for x in (q, k, v))
             a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
         else:
-            scale = ch ** -0.25  # split between q and k, as the reference does for fp16 range
-            weight = torch.einsum("bct,bcs->bts", q * scale, k * scale)
-            weight = torch.softmax(weight.float(), dim=-1).type(weight.dtype)
-            a = torch.einsum("bts,bcs->bct", weight, v)
+            a = matmul_attention(q, k, v)
         return a.reshape(bs, -1, length)
 
 
@@ -309,11 +328,13 @@ class AttentionPool2d(nn.Module):
         return self.c_proj(self.attention(self.qkv_proj(x)))[:, :, 0]
 
 
-def set_attention_backend(model: nn.Module, use_sdpa: bool) -> nn.Module:
-    """Switch every attention layer of ``model`` between SDPA and matmul-softmax."""
+def set_attention_backend(model: nn.Module, backend: str) -> nn.Module:
+    """Set every attention layer of ``model`` to ``backend`` (one of ATTENTION_BACKENDS)."""
+    if backend not in ATTENTION_BACKENDS:
+        raise ValueError(f"attention backend must be one of {ATTENTION_BACKENDS}, got {backend!r}")
     for m in model.modules():
         if isinstance(m, QKVAttention):
-            m.use_sdpa = use_sdpa
+            m.backend = backend
     return model
 
 

@@ -48,10 +48,41 @@ def test_sdpa_and_matmul_softmax_attention_agree(name):
     model = build_golden_network(fixture)
     with torch.no_grad():
         fused = model(**fixture["inputs"])
-        unet.set_attention_backend(model, use_sdpa=False)
+        unet.set_attention_backend(model, "matmul")
         plain = model(**fixture["inputs"])
     assert relative_error(fused, plain) < 1e-5
     assert relative_error(plain, fixture["output"]) < 1e-4
+
+
+def test_matmul_attention_gradients_agree_with_sdpa():
+    # the guidance gradient flows back through the classifier's attention
+    qkv = torch.randn(2, 3 * 2 * 16, 37, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for backend in ("sdpa", "matmul"):
+        out = unet.QKVAttention(2, backend=backend)(qkv)
+        (grad,) = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum(), qkv)
+        grads.append(grad)
+    assert relative_error(grads[0], grads[1]) < 1e-10
+
+
+def test_auto_attention_takes_matmul_for_bf16_on_cpu_only():
+    layer = unet.QKVAttention(2)
+    qkv = torch.randn(2, 3 * 2 * 16, 64)
+    assert layer.uses_sdpa(qkv) and not layer.uses_sdpa(qkv.bfloat16())
+    assert torch.equal(layer(qkv), unet.QKVAttention(2, backend="sdpa")(qkv))
+    assert torch.equal(layer(qkv.bfloat16()), unet.QKVAttention(2, backend="matmul")(qkv.bfloat16()))
+    with pytest.raises(ValueError, match="attention backend"):
+        unet.QKVAttention(2, backend="flash")
+
+
+def test_low_precision_softmax_rounds_the_float32_softmax():
+    # why matmul_attention drops ADM's explicit float32 round trip around the softmax
+    weight = 8 * torch.randn(4, 64, 300, generator=torch.Generator().manual_seed(2))
+    for dtype in (torch.bfloat16, torch.float16):
+        low = weight.to(dtype)
+        direct, round_trip = low.softmax(-1).float(), low.float().softmax(-1).to(dtype).float()
+        assert (direct - round_trip).abs().le(torch.finfo(dtype).eps * round_trip).all()  # at most one ulp apart
+        assert (direct != round_trip).float().mean() < 1e-3
 
 
 def test_head_orders_differ():
