@@ -215,6 +215,11 @@ class ResBlock(TimestepBlock):
 ATTENTION_BACKENDS = ("auto", "sdpa", "matmul")
 
 
+def _check_backend(backend: str) -> None:
+    if backend not in ATTENTION_BACKENDS:
+        raise ValueError(f"attention backend must be one of {ATTENTION_BACKENDS}, got {backend!r}")
+
+
 def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """v softmax(q^T k / sqrt(d))^T for (N, d, T) tensors: two batched matmuls and a softmax.
 
@@ -238,8 +243,7 @@ class QKVAttention(nn.Module):
 
     def __init__(self, n_heads: int, legacy_order: bool = False, backend: str = "auto"):
         super().__init__()
-        if backend not in ATTENTION_BACKENDS:
-            raise ValueError(f"attention backend must be one of {ATTENTION_BACKENDS}, got {backend!r}")
+        _check_backend(backend)
         self.n_heads = n_heads
         self.legacy_order = legacy_order
         self.backend = backend
@@ -330,8 +334,7 @@ class AttentionPool2d(nn.Module):
 
 def set_attention_backend(model: nn.Module, backend: str) -> nn.Module:
     """Set every attention layer of ``model`` to ``backend`` (one of ATTENTION_BACKENDS)."""
-    if backend not in ATTENTION_BACKENDS:
-        raise ValueError(f"attention backend must be one of {ATTENTION_BACKENDS}, got {backend!r}")
+    _check_backend(backend)
     for m in model.modules():
         if isinstance(m, QKVAttention):
             m.backend = backend

@@ -73,6 +73,8 @@ def test_auto_attention_takes_matmul_for_bf16_on_cpu_only():
     assert torch.equal(layer(qkv.bfloat16()), unet.QKVAttention(2, backend="matmul")(qkv.bfloat16()))
     with pytest.raises(ValueError, match="attention backend"):
         unet.QKVAttention(2, backend="flash")
+    with pytest.raises(ValueError, match="attention backend"):
+        unet.set_attention_backend(layer, "math")
 
 
 def test_low_precision_softmax_rounds_the_float32_softmax():
