@@ -11,6 +11,7 @@ precision x compile) per sample and as a speed-up over DDPM-250 fp32.
     python benchmarks/bench_sampling.py                                  # official 64x64 and digits, CPU
     python benchmarks/bench_sampling.py --configs 64x64,256x256 --batch_size 16 --compile   # a GPU
     python benchmarks/bench_sampling.py --configs 64x64 --samplers ddpm --profile   # where a step's time goes
+                                                                                     # (and the convolutions' rate)
 """
 
 from __future__ import annotations
@@ -99,8 +100,39 @@ def step_timer(model, classifier, flags: dict, sampler: str, precision: str, com
     return run
 
 
+def conv_gflop_per_step(model, classifier, flags: dict, batch: int, device: torch.device) -> float:
+    """GFLOP of a guided step's convolutions: the model's forward, the classifier's forward, and its backward
+    to the input (a transposed convolution per layer, as many FLOPs as the forward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    size = flags["image_size"]
+    x, t = torch.randn(batch, 3, size, size, device=device), torch.full((batch,), 500, device=device)
+    kwargs = {"y": torch.zeros(batch, dtype=torch.long, device=device)} if flags["class_cond"] else {}
+    counts = []
+    for net, extra in ((model, kwargs), (classifier, {})):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net(x, t, **extra)
+        counts.append(counter.get_flop_counts()["Global"].get(torch.ops.aten.convolution, 0))
+    return (counts[0] + 2 * counts[1]) / 1e9
+
+
+def matmul_gflops(dtype: torch.dtype, device: torch.device, n: int = 4096, repeats: int = 5) -> float:
+    """This device's rate on a large square matmul (the best of ``repeats``), a yardstick for the convolutions'."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
 def profile_step(model, classifier, flags: dict, precision: str, batch: int, device: torch.device, rows: int = 8):
-    """Where one guided step's time goes: torch.profiler's table of the costliest operators (self time)."""
+    """Where one guided step's time goes: torch.profiler's table of the costliest operators (self time); on a
+    CPU also the convolutions' rate against a large matmul's in the same precision."""
     from torch.profiler import ProfilerActivity, profile
 
     run = step_timer(model, classifier, flags, "ddpm", precision, False, False, batch, 1, device)
@@ -110,7 +142,15 @@ def profile_step(model, classifier, flags: dict, precision: str, batch: int, dev
         run()
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(f"\nprofile of one guided DDPM step (plus the untimed first step), {precision}:")
-    print(prof.key_averages().table(sort_by=key, row_limit=rows))
+    table = prof.key_averages()
+    print(table.table(sort_by=key, row_limit=rows))
+    if device.type == "cpu":  # two steps profiled
+        conv = sum(e.self_cpu_time_total for e in table
+                   if e.key in ("aten::mkldnn_convolution", "aten::convolution_backward")) / 1e6 / 2
+        gflop = conv_gflop_per_step(model, classifier, flags, batch, device)
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+        print(f"convolutions: {gflop:.0f} GFLOP per step in {conv:.2f} s = {gflop / conv:.0f} GFLOP/s; "
+              f"a 4096^2 {precision} matmul here: {matmul_gflops(dtype, device):.0f} GFLOP/s")
 
 
 def main() -> None:
@@ -125,7 +165,7 @@ def main() -> None:
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--profile", action="store_true", help="also print where a guided step's time goes, per "
-                        "precision (torch.profiler)")
+                        "precision (torch.profiler), and on a CPU the convolutions' GFLOP/s against a matmul's")
     args = parser.parse_args()
     device = torch.device(args.device)
     precisions = ["fp32", "bf16"] + (["fp16"] if device.type == "cuda" else [])

@@ -113,6 +113,7 @@ class Lab:
         self.reference = self.features.extract(self.train_images)
         self.reference_stats = {k: metrics.feature_statistics(self.reference[k]) for k in ("pool", "spatial")}
         self._relevance: dict[str, np.ndarray] = {}
+        self._encoder = None  # the MiniLM text encoder, loaded on first use
         self.cache: dict[tuple, dict] = {}
         self.kept: dict[tuple, dict[str, np.ndarray]] = {}  # samples and predictions of runs asked to keep them
 
@@ -146,8 +147,10 @@ class Lab:
             elif source.startswith("text_"):
                 option = source[len("text_"):]
                 shaping = {"top_k": int(option[3:])} if option.startswith("top") else {"temperature": float(option[1:])}
+                if self._encoder is None:
+                    self._encoder = create_encoder("minilm")
                 matrix = relevance_from_descriptions(load_descriptions(CLASS_DESCRIPTIONS_DIR / "digits.json"),
-                                                     create_encoder("minilm"), **shaping)
+                                                     self._encoder, **shaping)
             elif source == "confusion":
                 x = torch.from_numpy(self.train_images).permute(0, 3, 1, 2).float() / 127.5 - 1
                 confusion = classifier_confusion(self.classifier("digits/classifier"), self.noise_process, x,

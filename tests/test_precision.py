@@ -96,3 +96,38 @@ def test_cast_weights_converts_the_torso_once_and_agrees_with_autocast(nets):
         a, b, exact = cast(x, t, y), accelerate(model, "bf16")(x, t, y), model(x, t, y)
     assert (a - b).abs().max() < 0.02 * exact.abs().max()
     assert next(model.parameters()).dtype == torch.float32  # the original is untouched without cast_weights
+
+
+def test_the_cuda_fp16_path_runs_on_cpu_float16_autocast():
+    """``--precision fp16`` is refused on CPUs (their float16 kernels are slow), so no GPU means its code never
+    runs in the jobs here: the same wrapper, cast torso, float32 round-trip norms and attention, under the
+    CPU's float16 autocast, through a guided DPM-Solver++ batch with ProG, close to float32."""
+    import copy
+
+    import numpy as np
+
+    from guided_diffusion.guided_sampling import GuidancePlan, build_guidance, sample_batch
+    from guided_diffusion.information_degree import gamma_per_step
+    from guided_diffusion.sampling import respacing_for
+    from guided_diffusion.seeding import SampleNoise
+
+    from tiny import random_relevance
+
+    model, spaced = tiny_model_and_diffusion(class_cond=True, num_classes=5,
+                                             timestep_respacing=respacing_for("dpmpp_2m", "5"))
+    classifier = tiny_classifier(5)
+    half = {name: accelerate(copy.deepcopy(net), "fp16", cast_weights=True) for name, net in
+            (("model", model), ("classifier", classifier))}
+    assert half["model"].net.input_blocks[0][0].weight.dtype == torch.float16
+    assert half["model"].net.out[0].weight.dtype == torch.float32  # norms stay float32, as ADM's fp16 mode
+    plan = GuidancePlan("prog", random_relevance(5), gamma_per_step(0.04, 5, 250))
+    labels = torch.tensor([0, 1, 2, 3])
+    images = {}
+    for name, (m, c) in {"fp32": (model, classifier), "fp16": (half["model"], half["classifier"])}.items():
+        denoiser, cond_fn = build_guidance(plan, m, c, 4.0, class_cond=True)
+        images[name] = sample_batch(spaced, denoiser, cond_fn, plan, labels,
+                                    SampleNoise(0, range(4), (3, 8, 8), CPU), sampler="dpmpp_2m")["images"]
+    gap = np.abs(images["fp16"].astype(int) - images["fp32"].astype(int))
+    assert gap.mean() < 2.0 and (gap > 16).mean() < 0.02, (gap.mean(), (gap > 16).mean())  # (a few clipped
+    # pixels of the random network may flip between 0 and 255)
+    assert not np.array_equal(images["fp16"], images["fp32"])  # float16 really ran
