@@ -28,7 +28,7 @@ import torch
 from guided_diffusion import script_util as su
 from guided_diffusion.checkpoints import load_checkpoint
 from guided_diffusion.guidance import ClassifierGuidance
-from guided_diffusion.precision import accelerate
+from guided_diffusion.precision import PRECISIONS, accelerate
 from guided_diffusion.sampling import SAMPLERS, respacing_for, sample_loop
 from guided_diffusion.shipped import manifest
 
@@ -148,9 +148,8 @@ def profile_step(model, classifier, flags: dict, precision: str, batch: int, dev
         conv = sum(e.self_cpu_time_total for e in table
                    if e.key in ("aten::mkldnn_convolution", "aten::convolution_backward")) / 1e6 / 2
         gflop = conv_gflop_per_step(model, classifier, flags, batch, device)
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
         print(f"convolutions: {gflop:.0f} GFLOP per step in {conv:.2f} s = {gflop / conv:.0f} GFLOP/s; "
-              f"a 4096^2 {precision} matmul here: {matmul_gflops(dtype, device):.0f} GFLOP/s")
+              f"a 4096^2 {precision} matmul here: {matmul_gflops(PRECISIONS[precision], device):.0f} GFLOP/s")
 
 
 def main() -> None:

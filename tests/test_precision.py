@@ -100,8 +100,8 @@ def test_cast_weights_converts_the_torso_once_and_agrees_with_autocast(nets):
 
 def test_the_cuda_fp16_path_runs_on_cpu_float16_autocast():
     """``--precision fp16`` is refused on CPUs (their float16 kernels are slow), so no GPU means its code never
-    runs in the jobs here: the same wrapper, cast torso, float32 round-trip norms and attention, under the
-    CPU's float16 autocast, through a guided DPM-Solver++ batch with ProG, close to float32."""
+    runs in the jobs here: the same wrapper, float16 torso and float32 norms, under the CPU's float16 autocast,
+    through a guided DPM-Solver++ batch with ProG, close to float32."""
     import copy
 
     import numpy as np
@@ -116,14 +116,14 @@ def test_the_cuda_fp16_path_runs_on_cpu_float16_autocast():
     model, spaced = tiny_model_and_diffusion(class_cond=True, num_classes=5,
                                              timestep_respacing=respacing_for("dpmpp_2m", "5"))
     classifier = tiny_classifier(5)
-    half = {name: accelerate(copy.deepcopy(net), "fp16", cast_weights=True) for name, net in
-            (("model", model), ("classifier", classifier))}
-    assert half["model"].net.input_blocks[0][0].weight.dtype == torch.float16
-    assert half["model"].net.out[0].weight.dtype == torch.float32  # norms stay float32, as ADM's fp16 mode
+    half_model, half_classifier = (accelerate(copy.deepcopy(net), "fp16", cast_weights=True)
+                                   for net in (model, classifier))
+    assert half_model.net.input_blocks[0][0].weight.dtype == torch.float16
+    assert half_model.net.out[0].weight.dtype == torch.float32  # norms stay float32, as ADM's fp16 mode
     plan = GuidancePlan("prog", random_relevance(5), gamma_per_step(0.04, 5, 250))
     labels = torch.tensor([0, 1, 2, 3])
     images = {}
-    for name, (m, c) in {"fp32": (model, classifier), "fp16": (half["model"], half["classifier"])}.items():
+    for name, (m, c) in {"fp32": (model, classifier), "fp16": (half_model, half_classifier)}.items():
         denoiser, cond_fn = build_guidance(plan, m, c, 4.0, class_cond=True)
         images[name] = sample_batch(spaced, denoiser, cond_fn, plan, labels,
                                     SampleNoise(0, range(4), (3, 8, 8), CPU), sampler="dpmpp_2m")["images"]
