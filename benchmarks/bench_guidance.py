@@ -22,28 +22,18 @@ import numpy as np
 import torch
 
 from guided_diffusion import script_util as su
-from guided_diffusion.guidance import (
+from guided_diffusion.experiments.networks import CONFIGS, build
+from guided_diffusion.progressive.guidance import (
     ClassifierFreeGuidance,
     ClassifierGuidance,
     EntropyDrivenGuidance,
     ProgressiveEntropyDrivenGuidance,
     ProgressiveGuidance,
 )
-from guided_diffusion.information_degree import InformationDegree, uniform_relevance
-from guided_diffusion.relevance import load_relevance, shipped_relevance
-
-from bench_unet import CONFIGS
+from guided_diffusion.progressive.information_degree import InformationDegree, uniform_relevance
+from guided_diffusion.progressive.relevance import load_relevance, shipped_relevance
 
 VARIANTS = ("vanilla", "prog", "uniform_ls", "eds", "prog_eds", "cfg")
-
-
-def build(config: dict, device: torch.device):
-    """The config's networks; the denoiser gets a null class so that classifier-free guidance can run too."""
-    flags = {**su.model_and_diffusion_defaults(), **config["model"], "timestep_respacing": "250",
-             "label_dropout": 0.1}
-    model, diffusion = su.create_model_and_diffusion(**flags)
-    classifier = su.create_classifier(**{**su.classifier_defaults(), **config["classifier"]})
-    return model.to(device).eval(), classifier.to(device).eval(), diffusion
 
 
 def step_functions(model, classifier, diffusion, x, y, scale: float, gamma: float) -> dict[str, Callable]:
@@ -106,7 +96,8 @@ def main() -> None:
     torch.manual_seed(0)
     rows = []
     for name in args.configs.split(","):
-        model, classifier, diffusion = build(CONFIGS[name], device)
+        # a null class in the denoiser, so that classifier-free guidance runs too
+        model, classifier, diffusion = build(CONFIGS[name], device, "250", label_dropout=0.1)
         if args.precision != "fp32":
             for net in (model, classifier):
                 getattr(net, f"convert_to_{args.precision}")()

@@ -5,7 +5,7 @@
 
 Prints images/s of FID-Inception feature extraction (random weights; speed
 does not depend on them) and the seconds of precision/recall on N x 2048
-random features for ``guided_diffusion.metrics.precision_recall`` (torch, row
+random features for ``guided_diffusion.evaluation.metrics.precision_recall`` (torch, row
 blocks, on the GPU when present) and a straightforward numpy implementation
 (float32 distance rows in blocks of 10,000, ``np.partition`` radii, like the
 ADM evaluator), measured side by side in one run, with their ratio.
@@ -14,18 +14,13 @@ ADM evaluator), measured side by side in one run, with their ratio.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from guided_diffusion import metrics
-from guided_diffusion.feature_extractors import InceptionExtractor, InceptionV3TF
+from guided_diffusion.evaluation import metrics
+from guided_diffusion.evaluation.feature_extractors import InceptionExtractor, InceptionV3TF
 
 
 def numpy_precision_recall(ref: np.ndarray, sample: np.ndarray, k: int = 3, rows: int = 10000) -> tuple[float, float]:

@@ -27,23 +27,12 @@ import torch
 
 from guided_diffusion import script_util as su
 from guided_diffusion.checkpoints import load_checkpoint
-from guided_diffusion.guidance import ClassifierGuidance
-from guided_diffusion.precision import PRECISIONS, accelerate
-from guided_diffusion.sampling import SAMPLERS, respacing_for, sample_loop
-from guided_diffusion.shipped import manifest
+from guided_diffusion.experiments.networks import OFFICIAL
+from guided_diffusion.models import manifest
+from guided_diffusion.progressive.guidance import ClassifierGuidance
+from guided_diffusion.sampling.precision import PRECISIONS, accelerate
+from guided_diffusion.sampling.samplers import SAMPLERS, respacing_for, sample_loop
 
-from bench_unet import CONFIGS
-
-OFFICIAL = {
-    **{k: v for k, v in CONFIGS.items() if k == "64x64"},
-    # The 256x256 conditional checkpoint's flags from the ADM README.
-    "256x256": dict(
-        model=dict(image_size=256, num_channels=256, num_res_blocks=2, attention_resolutions="32,16,8",
-                   num_head_channels=64, class_cond=True, learn_sigma=True, resblock_updown=True,
-                   use_scale_shift_norm=True, noise_schedule="linear"),
-        classifier=dict(image_size=256),
-    ),
-}
 BASELINE = ("ddpm", 250, "fp32", False, False)
 SETTINGS = [("ddpm", 250), ("ddpm", 25), ("ddim", 50), ("ddim", 25), ("dpmpp_2m", 25), ("dpmpp_2m", 20),
             ("dpmpp_2m", 15), ("dpmpp_2m", 10), ("dpmpp_2m_sde", 25), ("dpmpp_2m_sde", 20), ("dpmpp_2m_sde", 10)]

@@ -20,32 +20,9 @@ import time
 import torch
 
 from guided_diffusion import script_util as su
-from guided_diffusion.guidance import ClassifierGuidance
+from guided_diffusion.experiments.networks import CONFIGS, build
+from guided_diffusion.progressive.guidance import ClassifierGuidance
 from guided_diffusion.unet import set_attention_backend
-
-CONFIGS = {
-    # The 64x64 ImageNet checkpoints' flags from the ADM README.
-    "64x64": dict(
-        model=dict(image_size=64, num_channels=192, num_res_blocks=3, attention_resolutions="32,16,8",
-                   num_head_channels=64, class_cond=True, learn_sigma=True, resblock_updown=True,
-                   use_new_attention_order=True, use_scale_shift_norm=True, dropout=0.1,
-                   noise_schedule="cosine"),
-        classifier=dict(image_size=64, classifier_depth=4),
-    ),
-    "tiny": dict(
-        model=dict(image_size=32, num_channels=64, num_res_blocks=1, channel_mult="1,2,2",
-                   attention_resolutions="16,8", num_head_channels=32, class_cond=True, learn_sigma=True),
-        classifier=dict(image_size=32, classifier_width=64, classifier_depth=1, classifier_channel_mult="1,2,2",
-                        classifier_attention_resolutions="16,8"),
-    ),
-}
-
-
-def build(config: dict, device: torch.device):
-    flags = {**su.model_and_diffusion_defaults(), **config["model"], "timestep_respacing": "25"}
-    model, diffusion = su.create_model_and_diffusion(**flags)
-    classifier = su.create_classifier(**{**su.classifier_defaults(), **config["classifier"]})
-    return model.to(device).eval(), classifier.to(device).eval(), diffusion
 
 
 def timed(fn, device: torch.device, repeats: int) -> float:

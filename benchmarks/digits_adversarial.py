@@ -9,7 +9,7 @@
 Guides the shipped digits/adm with digits/classifier_weak (and, for contrast, the shipped
 digits/classifier) over a sweep of scales, with vanilla guidance, ProG (the paper's s_T), ProG with
 the best s_T of Table 6 (results/digits), uniform label smoothing, EDS and ProG + EDS; 3 seeds,
-balanced classes. Scores (benchmarks/digits_lab.py): FID and recall on digits/features, robustness
+balanced classes. Scores (guided_diffusion.experiments.harness): FID and recall on digits/features, robustness
 (the mean top-1 of the independent bank digits/bank1-5), the guide's own top-1 on the final samples
 and the gap (guide - bank, points). Writes results/digits/adversarial/: README.md (tables, Table 2
 at matched FID, findings), results.json, gap_vs_scale.png, robustness_vs_fid.png,
@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from guided_diffusion.figures import trajectory_figure
-from guided_diffusion.robustness import fooled
-
-from digits_lab import ROOT, Config, fmt, lab_parser, save_figure, subplots, summary, sweep_lab, table, write_json
+from guided_diffusion.evaluation.robustness import fooled
+from guided_diffusion.experiments.harness import Config, summary
+from guided_diffusion.experiments.report import fmt, lab_parser, save_figure, subplots, sweep_lab, table, write_json
+from guided_diffusion.sampling.figures import trajectory_figure
+from guided_diffusion.testbeds.digits import DIGITS
 
 SHIPPED = "digits/classifier"
 WEAK = "digits/classifier_weak"
@@ -41,8 +42,11 @@ TABLE6_SOURCES = ("text", "text_top3", "text_T0.05", "confusion")
 COLUMNS = [("FID", "fid", 2), ("Rec", "recall", 3), ("Robustness (bank)", "robustness", 1),
            ("Guide top-1", "guide_top1", 1), ("Gap", "gap", 1), ("Fooled %", "fooled_fraction", 1)]
 
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "digits"
 
-def best_relevance(path: Path = ROOT / "results" / "digits" / "results.json", scale: float = 2.0) -> str:
+
+def best_relevance(path: Path = RESULTS / "results.json", scale: float = 2.0) -> str:
     """The s_T source of Table 6 (ADM-G + ProG) with the lowest mean FID in the shipped digits results."""
     runs = json.loads(path.read_text())["runs"]
     fids = {}
@@ -126,12 +130,12 @@ def adversarial_grid(kept: dict, indices: list[int], path: Path, title: str, col
 
 
 def main() -> None:
-    parser = lab_parser(__doc__, "adversarial", batch_size=250, quick=(100, 25, "1,4,16,64"),
+    parser = lab_parser(__doc__, RESULTS / "adversarial", batch_size=250, quick=(100, 25, "1,4,16,64"),
                         full=(500, 100, "1,2,4,8,16,32,64"))
     parser.add_argument("--weak", default=WEAK, help="the weak guidance classifier (a shipped name or X.pt)")
     args = parser.parse_args()
     started = time.perf_counter()
-    lab, seeds, scales = sweep_lab(args)
+    lab, seeds, scales = sweep_lab(args, DIGITS)
     num_samples, steps = lab.num_samples, lab.steps
     best = best_relevance()
     print(f"best s_T of Table 6: {best}", flush=True)

@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 
 from guided_diffusion import script_util as su
-from guided_diffusion.digits import load_digits_split
-from guided_diffusion.feature_extractors import load_classifier
-from guided_diffusion.shipped import default_job_channel_gap, denoising_mse, manifest
+from guided_diffusion.evaluation.feature_extractors import load_classifier
+from guided_diffusion.evaluation.held_out import default_job_channel_gap, denoising_mse
+from guided_diffusion.models import manifest
+from guided_diffusion.testbeds.digits import load_digits_split
 
 
 def main() -> None:

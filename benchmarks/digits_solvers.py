@@ -8,7 +8,7 @@ evaluations.
 The no-flag main job's setting (digits/adm guided by digits/classifier at scale 4; vanilla guidance
 and ProG with gamma 0.04 stated for 250 steps), sampled with each sampler at each step count (one
 model and one classifier evaluation per step) over 3 seeds, scored with FID, recall and robustness
-(benchmarks/digits_lab.py). Also: DPM-Solver++ with steps uniform in log-SNR instead of in time,
+(guided_diffusion.experiments.harness). Also: DPM-Solver++ with steps uniform in log-SNR instead of in time,
 and bf16 autocast against fp32 at the same settings. For each sampler and guidance, the smallest
 step count whose means are all within the 3-seed spread of DDPM at 250 steps is reported, and the
 cheapest such setting over all samplers. Writes
@@ -24,13 +24,18 @@ from pathlib import Path
 
 import torch
 
-from digits_lab import Config, Lab, fmt, lab_parser, save_figure, subplots, summary, table, write_json
+from guided_diffusion.experiments.harness import Config, Lab, summary
+from guided_diffusion.experiments.report import fmt, lab_parser, save_figure, subplots, table, write_json
+from guided_diffusion.testbeds.digits import DIGITS
 
 STEPS = {"ddpm": (25, 100, 250), "ddim": (10, 20, 50, 100), "dpmpp_2m": (5, 10, 15, 20, 25, 50),
          "dpmpp_2m_sde": (10, 15, 20, 25)}
 STYLES = {"ddpm": "o-", "ddim": "s-", "dpmpp_2m": "^-", "dpmpp_2m_sde": "v--"}
 MATCHED = ("fid", "recall", "robustness")
 COLUMNS = [("FID", "fid", 2), ("Rec", "recall", 3), ("Prec", "precision", 3), ("Robustness", "robustness", 1)]
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "digits"
 
 
 def within_reference(values: dict, reference: dict) -> bool:
@@ -56,7 +61,7 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = lab_parser(__doc__, "solvers", batch_size=100)
+    parser = lab_parser(__doc__, RESULTS / "solvers", batch_size=100)
     parser.add_argument("--num_samples", type=int, default=100)
     parser.add_argument("--scale", type=float, default=4.0, help="the main job's default with digits/adm")
     parser.add_argument("--steps", default=None, help="override every sampler's step counts, e.g. 2,4 (tests)")
@@ -72,7 +77,8 @@ def main() -> None:
     reference_steps = max(steps["ddpm"])
     started = time.perf_counter()
     torch.manual_seed(0)
-    lab = Lab(args.num_samples, reference_steps, args.batch_size, torch.device(args.device))
+    lab = Lab(DIGITS.first_of_each_class(args.reference_per_class), args.num_samples, reference_steps,
+              args.batch_size, torch.device(args.device))
     reuse_samplers, reuse_precisions = tuple(args.reuse_samplers.split(",")), tuple(args.reuse_precisions.split(","))
     reused = lab.reuse(Path(args.reuse), reuse_samplers, reuse_precisions) if args.reuse else 0
     base = {g: Config("adm", g, args.scale) for g in ("vanilla", "prog")}

@@ -25,15 +25,14 @@ from pathlib import Path
 
 import torch
 
-from guided_diffusion.digits import load_digits_split, write_digits
-from guided_diffusion.shipped import accuracy
+from guided_diffusion.evaluation.held_out import accuracy
+from guided_diffusion.experiments.harness import Config, Lab
+from guided_diffusion.experiments.report import write_json
+from guided_diffusion.testbeds.digits import DIGITS, MODELS, classifier, load_digits_split, write_digits
+from guided_diffusion.testbeds.training import train
 
-from digits_lab import ROOT, Config, Lab, write_json
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import train_digits_models as tdm  # noqa: E402  (the shipped models' training specs)
-
-SHIPPED = tdm.MODELS["classifier"]["flags"]
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = MODELS["classifier"]["flags"]
 ARCH = {k: SHIPPED[k] for k in ("classifier_width", "classifier_depth", "classifier_channel_mult",
                                 "classifier_attention_resolutions", "classifier_pool")}
 SMALL = dict(classifier_width=32, classifier_depth=1, classifier_channel_mult="1,2",
@@ -42,7 +41,7 @@ SMALL = dict(classifier_width=32, classifier_depth=1, classifier_channel_mult="1
 
 def spec(iterations: int, noised: bool = True, schedule_sampler: str = "uniform", weight_decay: float = 0.0,
          anneal_lr: bool = True, **arch) -> dict:
-    made = tdm.classifier(iterations, 0, noised, **{**ARCH, **arch})
+    made = classifier(iterations, 0, noised, **{**ARCH, **arch})
     made["flags"].update(schedule_sampler=schedule_sampler, weight_decay=weight_decay, anneal_lr=anneal_lr)
     return made
 
@@ -64,7 +63,7 @@ def train_design(name: str, work_dir: Path, data_dir: Path, threads: int) -> tup
     target = work_dir / f"{name}.pt"
     seconds = 0.0
     if not target.is_file():
-        seconds = tdm.train(name, made, work_dir, data_dir, threads)
+        seconds = train(name, made, work_dir, data_dir, threads)
         shutil.copy(work_dir / name / f"model{made['steps']:06d}.pt", target)
         (work_dir / f"{name}.json").write_text(json.dumps({"flags": made["flags"], "seconds": seconds}) + "\n")
     return target, json.loads((work_dir / f"{name}.json").read_text()).get("seconds", seconds)
@@ -93,7 +92,7 @@ def main() -> None:
                            strict=True))
     if args.train_only:
         return
-    lab = Lab(args.num_samples, args.steps, args.num_samples, torch.device("cpu"))
+    lab = Lab(DIGITS, args.num_samples, args.steps, args.num_samples, torch.device("cpu"))
     rows = []
     for name, path, what, seconds in ([("shipped", "digits/classifier", "the shipped digits/classifier", None)]
                                       + [(n, str(trained[n][0]), DESIGNS[n][0], trained[n][1]) for n in names]):

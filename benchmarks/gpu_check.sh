@@ -45,7 +45,7 @@ print(f'torch {torch.__version__}, {d}, {torch.get_num_threads()} CPU threads')"
 
 # 1. the main job on the shipped digit models: every sampler in every precision (and compiled)
 if [[ $SMALL == 1 ]]; then
-    PRECISIONS="fp32 bf16"; SAMPLE="--num_samples 8 --batch_size 8 --timestep_respacing 5"; COMPILED="dpmpp_2m"
+    PRECISIONS="fp32 bf16"; SAMPLE="--num_samples 2 --batch_size 2 --timestep_respacing 3"; COMPILED="dpmpp_2m"
 else
     PRECISIONS="fp32 bf16 fp16"; SAMPLE="--num_samples 256 --batch_size 256 --timestep_respacing 20"
     COMPILED="ddpm ddim dpmpp_2m"
@@ -70,7 +70,7 @@ if [[ $SMALL == 1 ]]; then
         --batch_size 8 --steps 1 --repeats 1 --samplers ddpm,dpmpp_2m
     step "bench_guidance tiny" "^tiny" $PY benchmarks/bench_guidance.py --configs tiny --batch_size 2 --repeats 2
     step "precision/recall 2,000 x 2,048" "^ +2000 " $PY benchmarks/bench_metrics.py --sizes 2000 \
-        --extract-images 8 --skip-numpy-above 0
+        --extract-images 2 --batch-size 2 --skip-numpy-above 0
 else
     step "bench_sampling 64x64" "dpmpp_2m-20 +bf16 +yes" $PY benchmarks/bench_sampling.py --configs 64x64 \
         --batch_size 64 --steps 3 --repeats 3 --compile

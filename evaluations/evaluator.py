@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from guided_diffusion import dist_util
-from guided_diffusion.evaluation import (
+from guided_diffusion.cli import run_main
+from guided_diffusion.evaluation.evaluator import (
     NpzImages,
     check_image_counts,
     evaluate,
@@ -27,8 +28,7 @@ from guided_diffusion.evaluation import (
     extract_npz,
     fid_statistics,
 )
-from guided_diffusion.feature_extractors import create_extractor
-from guided_diffusion.script_util import run_main
+from guided_diffusion.evaluation.feature_extractors import create_extractor
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -10,7 +10,7 @@ DenseNet201, SqueezeNet 1.0 and 1.1 with their ImageNet ``IMAGENET1K_V1``
 weights and those weights' standard preprocessing (resize 256, centre crop
 224, ImageNet mean/std). A bank entry that is a path is one of our own
 classifier checkpoints (``X.pt`` with flags in ``X.json``, see
-``guided_diffusion.feature_extractors.load_classifier``).
+``guided_diffusion.evaluation.feature_extractors.load_classifier``).
 
 With ``--guide CLASSIFIER`` (the classifier that guided the sampling, a
 shipped name or a checkpoint), its Top-1 agreement with the labels on the final
@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 
 from guided_diffusion import dist_util
-from guided_diffusion.evaluation import NpzImages, extract_npz
-from guided_diffusion.robustness import (
+from guided_diffusion.cli import run_main
+from guided_diffusion.evaluation.evaluator import NpzImages, extract_npz
+from guided_diffusion.evaluation.robustness import (
     PAPER_BANK,
     TOP_K,
     BankExtractor,
@@ -39,7 +40,6 @@ from guided_diffusion.robustness import (
     read_labels,
     robustness,
 )
-from guided_diffusion.script_util import run_main
 
 
 def main(argv: list[str] | None = None) -> dict | None:

@@ -15,7 +15,8 @@ import blobfile as bf
 import torch
 from torch import nn
 
-from . import dist_util, shipped
+from . import dist_util, models
+from .flags import parse_attention_resolutions, parse_channel_mult
 
 RELEASE_URL = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/"
 RELEASED_CHECKPOINTS = (
@@ -37,12 +38,12 @@ def download_hint(path: str) -> str:
     if name in RELEASED_CHECKPOINTS:
         return f"download it from {RELEASE_URL}{name}"
     return (f"known released files: {', '.join(RELEASED_CHECKPOINTS)} (from {RELEASE_URL}); "
-            f"shipped models: {', '.join(shipped.shipped_names()) or 'none'}")
+            f"shipped models: {', '.join(models.shipped_names()) or 'none'}")
 
 
 def resolve(path: str) -> str:
     """A shipped model's name (``digits/cadm``) as its file; any other path unchanged."""
-    return str(shipped.checkpoint_path(path)) if shipped.is_shipped(path) else path
+    return str(models.checkpoint_path(path)) if models.is_shipped(path) else path
 
 
 def require_file(path: str, what: str = "checkpoint") -> None:
@@ -60,7 +61,7 @@ def load_checkpoint(model: nn.Module, path: str, what: str = "checkpoint") -> No
     path = resolve(path)
     require_file(path, what)
     state_dict = read_state_dict(path, what)
-    check_state_dict(model, state_dict, path, what, shipped_name=name if shipped.is_shipped(name) else None)
+    check_state_dict(model, state_dict, path, what, shipped_name=name if models.is_shipped(name) else None)
     model.load_state_dict(state_dict, strict=True)
 
 
@@ -240,9 +241,7 @@ def flag_hints(found: dict, expected: dict, model: nn.Module | None = None) -> l
 
 def shipped_flag_hints(model: nn.Module, name: str) -> list[str]:
     """For a shipped model, the network flags that differ from those it was trained with (its manifest's)."""
-    from .script_util import parse_attention_resolutions, parse_channel_mult
-
-    flags = shipped.manifest(name)["flags"]
+    flags = models.manifest(name)["flags"]
     prefix = "classifier_" if "classifier_width" in flags else ""
     size = flags["image_size"]
     width = flags["classifier_width" if prefix else "num_channels"]

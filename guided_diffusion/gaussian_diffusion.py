@@ -12,16 +12,23 @@ import collections
 import enum
 import math
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from .dpm_solver import DPMSolverPlusPlus
-from .information_degree import InformationDegree
 from .losses import discretized_gaussian_log_likelihood, normal_kl
+from .nn import mean_flat
 
 CondFn = Callable[..., torch.Tensor]
 NoiseSampler = Callable[[torch.Tensor], torch.Tensor]  # x_t -> a Gaussian draw shaped like it
+
+
+class StepDegrees(Protocol):
+    """What the loops hand ``cond_fn`` at step k (ProG's information degree: batch x classes)."""
+
+    def at(self, k: int) -> torch.Tensor: ...
 
 
 # ----------------------------------------------------------------- schedules
@@ -82,11 +89,6 @@ def _extract_into_tensor(arr: np.ndarray, timesteps: torch.Tensor, broadcast_sha
     res = torch.from_numpy(arr).to(device=timesteps.device)[timesteps].float()
     res = res.reshape(*res.shape, *([1] * (len(broadcast_shape) - res.dim())))
     return res.expand(broadcast_shape)
-
-
-def mean_flat(tensor: torch.Tensor) -> torch.Tensor:
-    """Mean over all but the batch dimension."""
-    return tensor.mean(dim=list(range(1, tensor.dim())))
 
 
 def _last(steps: Iterator[dict]) -> dict:
@@ -280,7 +282,7 @@ class GaussianDiffusion:
 
     def p_sample_loop(self, model, shape, noise=None, clip_denoised: bool = True, denoised_fn=None,
                       cond_fn: CondFn | None = None, model_kwargs: dict | None = None, device=None,
-                      progress: bool = False, information_degree: InformationDegree | None = None,
+                      progress: bool = False, information_degree: StepDegrees | None = None,
                       noise_sampler: NoiseSampler | None = None) -> torch.Tensor:
         """Ancestral sampling from x_T (``noise`` or a fresh draw) to x_0.
 
@@ -295,7 +297,7 @@ class GaussianDiffusion:
 
     def p_sample_loop_progressive(self, model, shape, noise=None, clip_denoised: bool = True, denoised_fn=None,
                                   cond_fn: CondFn | None = None, model_kwargs: dict | None = None, device=None,
-                                  progress: bool = False, information_degree: InformationDegree | None = None,
+                                  progress: bool = False, information_degree: StepDegrees | None = None,
                                   noise_sampler: NoiseSampler | None = None) -> Iterator[dict]:
         """Yield each step's ``{"sample", "pred_xstart"}`` from t = T-1 down to 0."""
         return self._loop(lambda img, t, step_kwargs: self.p_sample(
@@ -338,7 +340,7 @@ class GaussianDiffusion:
 
     def ddim_sample_loop(self, model, shape, noise=None, clip_denoised: bool = True, denoised_fn=None,
                          cond_fn: CondFn | None = None, model_kwargs: dict | None = None, device=None,
-                         progress: bool = False, eta: float = 0.0, information_degree: InformationDegree | None = None,
+                         progress: bool = False, eta: float = 0.0, information_degree: StepDegrees | None = None,
                          noise_sampler: NoiseSampler | None = None) -> torch.Tensor:
         """DDIM sampling from x_T to x_0 (``information_degree`` and ``noise_sampler`` as in p_sample_loop)."""
         return _last(self.ddim_sample_loop_progressive(
@@ -350,7 +352,7 @@ class GaussianDiffusion:
     def ddim_sample_loop_progressive(self, model, shape, noise=None, clip_denoised: bool = True,
                                      denoised_fn=None, cond_fn: CondFn | None = None,
                                      model_kwargs: dict | None = None, device=None, progress: bool = False,
-                                     eta: float = 0.0, information_degree: InformationDegree | None = None,
+                                     eta: float = 0.0, information_degree: StepDegrees | None = None,
                                      noise_sampler: NoiseSampler | None = None) -> Iterator[dict]:
         """Yield each DDIM step's ``{"sample", "pred_xstart"}``."""
         return self._loop(lambda img, t, step_kwargs: self.ddim_sample(
@@ -360,7 +362,7 @@ class GaussianDiffusion:
 
     def dpm_solver_sample_loop(self, model, shape, noise=None, clip_denoised: bool = True, denoised_fn=None,
                                cond_fn: CondFn | None = None, model_kwargs: dict | None = None, device=None,
-                               progress: bool = False, information_degree: InformationDegree | None = None,
+                               progress: bool = False, information_degree: StepDegrees | None = None,
                                noise_sampler: NoiseSampler | None = None, order: int = 2,
                                stochastic: bool = False) -> torch.Tensor:
         """DPM-Solver++(2M) from x_T to x_0 over this diffusion's timesteps (:mod:`.dpm_solver`); one model
@@ -379,7 +381,7 @@ class GaussianDiffusion:
     def dpm_solver_sample_loop_progressive(self, model, shape, noise=None, clip_denoised: bool = True,
                                            denoised_fn=None, cond_fn: CondFn | None = None,
                                            model_kwargs: dict | None = None, device=None, progress: bool = False,
-                                           information_degree: InformationDegree | None = None,
+                                           information_degree: StepDegrees | None = None,
                                            noise_sampler: NoiseSampler | None = None,
                                            order: int = 2, stochastic: bool = False) -> Iterator[dict]:
         """Yield each DPM-Solver++ step's ``{"sample", "pred_xstart"}``."""
@@ -397,7 +399,7 @@ class GaussianDiffusion:
         return self._loop(step, model, shape, noise, device, progress, information_degree,
                           noise_sampler if stochastic else None)
 
-    def _loop(self, step, model, shape, noise, device, progress, information_degree: InformationDegree | None,
+    def _loop(self, step, model, shape, noise, device, progress, information_degree: StepDegrees | None,
               noise_sampler: NoiseSampler | None) -> Iterator[dict]:
         if device is None:
             device = next(model.parameters()).device

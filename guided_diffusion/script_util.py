@@ -9,31 +9,20 @@ null class for classifier-free guidance).
 
 from __future__ import annotations
 
-import argparse
 import inspect
-import os
+import random
 import re
-import sys
-from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from . import gaussian_diffusion as gd
-from .checkpoints import CheckpointError
 from .dpm_solver import solver_timesteps
+from .flags import add_dict_to_argparser, args_to_dict, parse_attention_resolutions, parse_channel_mult, str2bool  # noqa: F401  (ADM's script_util API)
 from .respace import SpacedDiffusion, space_timesteps
 from .unet import EncoderUNetModel, SuperResModel, UNetModel
 
 NUM_CLASSES = 1000
-
-# Channel multipliers of the released models, by image size.
-_CHANNEL_MULT = {
-    512: (0.5, 1, 1, 2, 2, 4, 4),
-    256: (1, 1, 2, 2, 4, 4),
-    128: (1, 1, 2, 3, 4),
-    64: (1, 2, 3, 4),
-}
-
 
 def diffusion_defaults() -> dict:
     return dict(
@@ -101,27 +90,6 @@ def classifier_sample_defaults() -> dict:
 
 def classifier_and_diffusion_defaults() -> dict:
     return {**classifier_defaults(), **diffusion_defaults()}
-
-
-def parse_channel_mult(channel_mult: str | tuple | list, image_size: int) -> tuple[float, ...]:
-    """``"1,2,2"`` -> (1, 2, 2); empty -> the released models' multipliers for ``image_size``."""
-    if isinstance(channel_mult, (tuple, list)):
-        return tuple(channel_mult)
-    if channel_mult:
-        return tuple(float(m) if "." in m else int(m) for m in channel_mult.split(","))
-    if image_size not in _CHANNEL_MULT:
-        raise ValueError(
-            f"no default channel_mult for image_size {image_size} (defaults exist for "
-            f"{sorted(_CHANNEL_MULT)}); pass one, e.g. --channel_mult 1,2,2"
-        )
-    return _CHANNEL_MULT[image_size]
-
-
-def parse_attention_resolutions(attention_resolutions: str, image_size: int) -> tuple[int, ...]:
-    """Resolutions ("32,16,8") -> downsample rates (image_size // res)."""
-    if not attention_resolutions:
-        return ()
-    return tuple(image_size // int(res) for res in str(attention_resolutions).split(","))
 
 
 def create_model_and_diffusion(
@@ -313,87 +281,7 @@ def create_gaussian_diffusion(
 
 def seed_all(seed: int) -> None:
     """Seed torch, numpy and random (DataLoader workers derive their seeds from torch's)."""
-    import random
-
-    import numpy as np
-    import torch
-
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
-
-def explicit_flags(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> set[str]:
-    """The flags given on the command line ``argv`` (default: ``sys.argv``), not left at their defaults."""
-    saved = [(action, action.default) for action in parser._actions]
-    try:
-        for action, _ in saved:
-            action.default = argparse.SUPPRESS
-        return set(vars(parser.parse_args(argv)))
-    finally:
-        for action, default in saved:
-            action.default = default
-
-
-def apply_shipped_flags(args: argparse.Namespace, explicit: set[str], name: str, keys, kind: str | None = None,
-                        flag: str = "") -> None:
-    """For a shipped model ``name``, set the flags among ``keys`` that were not given to its manifest's values
-    (``flags``, then ``sample_flags``), so that ``--model_path digits/cadm`` alone builds the right network.
-    With ``kind`` (``diffusion`` or ``classifier``), a shipped model of another kind is a ValueError naming ``flag``."""
-    from .shipped import is_shipped, manifest, shipped_names
-
-    if not is_shipped(name):
-        return
-    info = manifest(name)
-    if kind and info.get("kind", kind) != kind:
-        same = [n for n in shipped_names() if manifest(n).get("kind") == kind]
-        raise ValueError(f"{flag or 'the checkpoint'} {name} is a {info['kind']} model, not a {kind} model; "
-                         f"shipped {kind} models: {', '.join(same) or 'none'}")
-    for key, value in {**info["flags"], **info.get("sample_flags", {})}.items():
-        if key in keys and key not in explicit:
-            setattr(args, key, value)
-
-
-INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, CheckpointError)
-
-
-def run_main(main: Callable[[], object], errors: tuple[type[BaseException], ...] = INPUT_ERRORS) -> None:
-    """Run a script's ``main``; a bad input (one of ``errors``) exits with its message, not a traceback."""
-    try:
-        main()
-    except errors as exc:
-        # a bad input is the same on every rank: rank 0 alone says so (mpiexec stops the others)
-        sys.exit(f"error: {exc}" if _launch_rank() == 0 else 1)
-
-
-def _launch_rank() -> int:
-    """This process's rank, also before the process group exists (from the launcher's environment)."""
-    from . import dist_util
-
-    if dist_util.is_distributed():
-        return dist_util.get_rank()
-    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "RANK"):
-        if var in os.environ:
-            return int(os.environ[var])
-    return 0
-
-
-def add_dict_to_argparser(parser: argparse.ArgumentParser, default_dict: dict) -> None:
-    """One ``--key`` flag per entry, typed by its default (bools parse yes/no/true/false/1/0)."""
-    for k, v in default_dict.items():
-        v_type = str if v is None else str2bool if isinstance(v, bool) else type(v)
-        parser.add_argument(f"--{k}", default=v, type=v_type)
-
-
-def args_to_dict(args: argparse.Namespace, keys) -> dict:
-    return {k: getattr(args, k) for k in keys}
-
-
-def str2bool(v) -> bool:
-    if isinstance(v, bool):
-        return v
-    if v.lower() in ("yes", "true", "t", "y", "1"):
-        return True
-    if v.lower() in ("no", "false", "f", "n", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"boolean value expected, got {v!r}")

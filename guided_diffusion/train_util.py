@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import blobfile as bf
@@ -22,6 +22,7 @@ from torch.optim import AdamW
 from . import dist_util, logger
 from .checkpoints import load_checkpoint
 from .fp16_util import MixedPrecisionTrainer
+from .nn import update_ema
 from .resample import LossAwareSampler, ScheduleSampler, UniformSampler, create_named_schedule_sampler
 
 Batches = Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -393,15 +394,6 @@ def set_annealed_lr(opt: torch.optim.Optimizer, base_lr: float, frac_done: float
     """Set the learning rate to ``base_lr * (1 - frac_done)``."""
     for param_group in opt.param_groups:
         param_group["lr"] = base_lr * (1 - frac_done)
-
-
-def update_ema(
-    target_params: Iterable[torch.Tensor], source_params: Iterable[torch.Tensor], rate: float = 0.99
-) -> None:
-    """In place: ``target = rate * target + (1 - rate) * source``."""
-    with torch.no_grad():
-        for targ, src in zip(target_params, source_params, strict=True):
-            targ.mul_(rate).add_(src, alpha=1 - rate)
 
 
 def parse_resume_step_from_filename(filename: str) -> int:

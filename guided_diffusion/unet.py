@@ -8,58 +8,15 @@ per concept: time embedding, residual block, attention, the three networks.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint as _grad_checkpoint
+
+from .nn import avg_pool_nd, checkpoint, conv_nd, normalization, timestep_embedding, zero_module
 
 # ---------------------------------------------------------------- primitives
-
-
-def conv_nd(dims: int, *args, **kwargs) -> nn.Module:
-    """A 1-, 2- or 3-D convolution."""
-    return {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dims](*args, **kwargs)
-
-
-def avg_pool_nd(dims: int, *args, **kwargs) -> nn.Module:
-    return {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[dims](*args, **kwargs)
-
-
-def zero_module(module: nn.Module) -> nn.Module:
-    """Zero a layer's parameters, so a residual branch starts as the identity."""
-    for p in module.parameters():
-        p.detach().zero_()
-    return module
-
-
-class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 whatever the input dtype; under bf16 autocast by autocast's bf16 kernel
-    (float32 range, float32 accumulation), which on CPUs is several times faster than the round trip."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.bfloat16 and torch.is_autocast_enabled(x.device.type):
-            return super().forward(x)
-        return super().forward(x.float()).type(x.dtype)
-
-
-def normalization(channels: int) -> nn.Module:
-    return GroupNorm32(32, channels)
-
-
-def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: int = 10000) -> torch.Tensor:
-    """Sinusoidal embedding [cos(t f_i), sin(t f_i)], f_i = max_period^(-i/half)."""
-    half = dim // 2
-    freqs = torch.exp(
-        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half
-    )
-    args = timesteps[:, None].float() * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    if dim % 2:
-        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
-    return emb
 
 
 _LOW_PRECISION_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -187,9 +144,8 @@ class ResBlock(TimestepBlock):
             self.skip_connection = conv_nd(dims, channels, self.out_channels, kernel, padding=kernel // 2)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        if self.use_checkpoint and self.training and torch.is_grad_enabled():
-            return _grad_checkpoint(self._forward, x, emb, use_reentrant=False)
-        return self._forward(x, emb)
+        return checkpoint(self._forward, (x, emb), self.parameters(),
+                          self.use_checkpoint and self.training and torch.is_grad_enabled())
 
     def _forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         if self.updown:
@@ -302,9 +258,8 @@ class AttentionBlock(nn.Module):
         self.proj_out = zero_module(conv_nd(1, channels, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.use_checkpoint and self.training and torch.is_grad_enabled():
-            return _grad_checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
+        return checkpoint(self._forward, (x,), self.parameters(),
+                          self.use_checkpoint and self.training and torch.is_grad_enabled())
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, *spatial = x.shape

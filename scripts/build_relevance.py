@@ -12,7 +12,7 @@ From a noise-aware classifier's confusion on real images (no descriptions needed
         --image_size 16 --num_classes 10 ... --out confusion_relevance.npz
 
 Shaping: the paper's normalisation by default; --top_k and --temperature sharpen s_T
-(see guided_diffusion/relevance.py).
+(see guided_diffusion/progressive/relevance.py).
 """
 
 import argparse
@@ -21,16 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from guided_diffusion import relevance as rel
+from guided_diffusion.cli import INPUT_ERRORS, run_main
 from guided_diffusion.image_datasets import load_labelled_images
-from guided_diffusion.sampling import prepare
+from guided_diffusion.progressive import relevance as rel
+from guided_diffusion.sampling.samplers import prepare
 from guided_diffusion.script_util import (
-    INPUT_ERRORS,
     add_dict_to_argparser,
     args_to_dict,
     classifier_and_diffusion_defaults,
     create_classifier_and_diffusion,
-    run_main,
 )
 
 

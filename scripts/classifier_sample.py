@@ -9,8 +9,9 @@ import torch
 
 from guided_diffusion import dist_util, logger
 from guided_diffusion.checkpoints import require_kind
-from guided_diffusion.guidance import ClassifierGuidance
-from guided_diffusion.sampling import (
+from guided_diffusion.cli import apply_shipped_flags, explicit_flags, run_main
+from guided_diffusion.progressive.guidance import ClassifierGuidance
+from guided_diffusion.sampling.samplers import (
     accelerate_for_sampling,
     choose_sampler,
     create_for_sampling,
@@ -21,14 +22,11 @@ from guided_diffusion.sampling import (
 )
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
-    apply_shipped_flags,
     args_to_dict,
     classifier_defaults,
     classifier_sample_defaults,
     create_classifier,
-    explicit_flags,
     model_and_diffusion_defaults,
-    run_main,
 )
 
 

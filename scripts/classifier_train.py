@@ -3,6 +3,7 @@
 import argparse
 
 from guided_diffusion import dist_util, logger
+from guided_diffusion.cli import run_main
 from guided_diffusion.image_datasets import load_data
 from guided_diffusion.resample import create_named_schedule_sampler
 from guided_diffusion.script_util import (
@@ -10,7 +11,6 @@ from guided_diffusion.script_util import (
     args_to_dict,
     classifier_and_diffusion_defaults,
     create_classifier_and_diffusion,
-    run_main,
     seed_all,
 )
 from guided_diffusion.train_util import ClassifierTrainLoop

@@ -7,7 +7,8 @@ import argparse
 import torch
 
 from guided_diffusion import dist_util, logger
-from guided_diffusion.sampling import (
+from guided_diffusion.cli import apply_shipped_flags, explicit_flags, run_main
+from guided_diffusion.sampling.samplers import (
     accelerate_for_sampling,
     choose_sampler,
     create_for_sampling,
@@ -16,14 +17,7 @@ from guided_diffusion.sampling import (
     sample_loop,
     save_samples,
 )
-from guided_diffusion.script_util import (
-    add_dict_to_argparser,
-    apply_shipped_flags,
-    explicit_flags,
-    fast_sampling_defaults,
-    model_and_diffusion_defaults,
-    run_main,
-)
+from guided_diffusion.script_util import add_dict_to_argparser, fast_sampling_defaults, model_and_diffusion_defaults
 
 
 def main() -> None:

@@ -3,13 +3,13 @@
 import argparse
 
 from guided_diffusion import dist_util, logger
+from guided_diffusion.cli import run_main
 from guided_diffusion.image_datasets import load_data
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
     args_to_dict,
     create_model_and_diffusion,
     model_and_diffusion_defaults,
-    run_main,
     seed_all,
 )
 from guided_diffusion.train_util import train_from_args, training_defaults

@@ -15,7 +15,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from guided_diffusion.script_util import run_main
+from guided_diffusion.cli import run_main
 
 SHAPES = ("square", "disc", "bar")
 

@@ -8,8 +8,8 @@ import argparse
 import numpy as np
 from PIL import Image
 
-from guided_diffusion.image_grid import image_grid
-from guided_diffusion.script_util import run_main
+from guided_diffusion.cli import run_main
+from guided_diffusion.sampling.figures import image_grid
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ Writes train/ and test/ image folders ({label}_{index}.png) and train.npz / test
 
 import argparse
 
-from guided_diffusion.digits import HELD_OUT, IMAGE_SIZE, SPLIT_SEED, write_digits
-from guided_diffusion.script_util import run_main
+from guided_diffusion.cli import run_main
+from guided_diffusion.testbeds.digits import HELD_OUT, IMAGE_SIZE, SPLIT_SEED, write_digits
 
 
 def main() -> None:

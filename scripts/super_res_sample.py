@@ -7,12 +7,12 @@ import argparse
 import torch
 
 from guided_diffusion import dist_util, logger
+from guided_diffusion.cli import run_main
 from guided_diffusion.image_datasets import load_data
-from guided_diffusion.sampling import prepare, sample_images, save_samples
+from guided_diffusion.sampling.samplers import prepare, sample_images, save_samples
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
     args_to_dict,
-    run_main,
     sr_create_model_and_diffusion,
     sr_model_and_diffusion_defaults,
 )

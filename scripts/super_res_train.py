@@ -5,11 +5,11 @@ area-downsampled small_size versions.
 import argparse
 
 from guided_diffusion import dist_util, logger
+from guided_diffusion.cli import run_main
 from guided_diffusion.image_datasets import load_superres_data
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
     args_to_dict,
-    run_main,
     seed_all,
     sr_create_model_and_diffusion,
     sr_model_and_diffusion_defaults,

@@ -7,104 +7,26 @@ Prepares the digits (scripts/prepare_digits.py), runs image_train.py / classifie
 with the flags below and fixed seeds, then stores each final checkpoint (the EMA weights
 of the diffusion models) as a float16 state dict in guided_diffusion/models/digits/<name>.pt
 with <name>.json beside it: flags, training command, steps, seconds, the training data's
-sha256 and the held-out metrics (guided_diffusion.shipped.held_out_metrics).
+sha256 and the held-out metrics (guided_diffusion.evaluation.held_out.held_out_metrics).
 """
 
 import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
 from guided_diffusion import script_util as su
-from guided_diffusion.digits import write_digits
-from guided_diffusion.feature_extractors import load_classifier
-from guided_diffusion.shards import read_npz
-from guided_diffusion.shipped import MODELS_DIR, default_job_channel_gap, held_out_metrics
-
-ROOT = Path(__file__).resolve().parents[1]
-DIFFUSION = dict(image_size=16, num_channels=32, num_res_blocks=2, channel_mult="1,2,2", attention_resolutions="8,4",
-                 num_head_channels=32, learn_sigma=True, diffusion_steps=1000, noise_schedule="cosine",
-                 use_scale_shift_norm=True, resblock_updown=True, dropout=0.1)
-# Constant learning rate, three EMAs and a checkpoint every 2000 steps; the shipped weights are the one of them
-# chosen by measurement (SHIPPED_WEIGHTS: the samples' channel gap, held-out MSE; results/digits/colour_cast.md).
-DIFFUSION_TRAINING = dict(lr=3e-4, batch_size=64, ema_rate="0.999,0.9995,0.9999", max_steps=8000,
-                          save_interval=2000, log_interval=500, random_flip=False)
-NOISE = dict(diffusion_steps=1000, noise_schedule="cosine", learn_sigma=True)
-CLASSIFIER_TRAINING = dict(batch_size=64, lr=1e-3, anneal_lr=True, random_flip=False, log_interval=500,
-                           num_classes=10, image_size=16)
-
-
-def classifier(iterations: int, seed: int, noised: bool, **arch) -> dict:
-    return dict(script="classifier_train", kind="classifier", steps=iterations,
-                flags={**NOISE, **CLASSIFIER_TRAINING, **arch, "noised": noised, "iterations": iterations,
-                       "save_interval": iterations, "random_crop": not noised, "seed": seed})
-
-
-GUIDE = dict(classifier_width=32, classifier_depth=2, classifier_channel_mult="1,2,2",
-             classifier_attention_resolutions="8,4", classifier_pool="attention")
-SHIPPED_WEIGHTS = {"adm": ("ema_0.999", 8000), "cadm": ("ema_0.999", 8000)}  # which checkpoint is shipped
-
-MODELS = {
-    # the paper's ADM (unconditional) and CADM (class-conditional, with a null class for classifier-free guidance)
-    "adm": dict(script="image_train", kind="diffusion", steps=SHIPPED_WEIGHTS["adm"][1],
-                weights=SHIPPED_WEIGHTS["adm"][0],
-                flags={**DIFFUSION, **DIFFUSION_TRAINING, "class_cond": False, "seed": 0}),
-    "cadm": dict(script="image_train", kind="diffusion", steps=SHIPPED_WEIGHTS["cadm"][1],
-                 weights=SHIPPED_WEIGHTS["cadm"][0],
-                 flags={**DIFFUSION, **DIFFUSION_TRAINING, "class_cond": True, "num_classes": 10,
-                        "label_dropout": 0.1, "seed": 0}),
-    # the noise-aware guidance classifier
-    "classifier": classifier(4000, 0, True, **GUIDE),
-    # a weak guide, for the adversarial regime (benchmarks/digits_adversarial.py): the same network and schedule,
-    # trained on clean images only, so that its gradient on noisy images is not a class's (the design search,
-    # results/digits/adversarial/designs.md)
-    "classifier_weak": classifier(4000, 0, False, **GUIDE),
-    # evaluation only: the feature network for FID/sFID/IS/precision/recall and the robustness bank
-    "features": classifier(2000, 10, False, classifier_width=32, classifier_depth=2, classifier_channel_mult="1,2",
-                           classifier_attention_resolutions="8", classifier_pool="adaptive"),
-    "bank1": classifier(1500, 1, False, classifier_width=32, classifier_depth=1, classifier_channel_mult="1,2",
-                        classifier_attention_resolutions="", classifier_pool="adaptive"),
-    "bank2": classifier(1500, 2, False, classifier_width=32, classifier_depth=1, classifier_channel_mult="1,2,2",
-                        classifier_attention_resolutions="4", classifier_pool="attention"),
-    "bank3": classifier(1500, 3, False, classifier_width=32, classifier_depth=1, classifier_channel_mult="1,2",
-                        classifier_attention_resolutions="", classifier_pool="spatial"),
-    "bank4": classifier(1500, 4, False, classifier_width=32, classifier_depth=2, classifier_channel_mult="1,2",
-                        classifier_attention_resolutions="", classifier_pool="adaptive",
-                        classifier_use_scale_shift_norm=False),
-    "bank5": classifier(1500, 5, False, classifier_width=32, classifier_depth=1, classifier_channel_mult="1,2,2",
-                        classifier_attention_resolutions="8", classifier_pool="attention",
-                        classifier_resblock_updown=False),
-}
-# the main job's defaults with each diffusion model (scales from results/digits: where guidance does all the
-# conditioning (ADM) scale 4 keeps 95 % of ProG's samples recognisable to the bank; CADM needs little)
-SAMPLE_FLAGS = {"adm": dict(timestep_respacing="100", num_samples=64, batch_size=64, classifier_scale=4.0,
-                            classifier_path="digits/classifier"),
-                "cadm": dict(timestep_respacing="100", num_samples=64, batch_size=64, classifier_scale=1.0,
-                             classifier_path="digits/classifier")}
-
-
-def command(spec: dict, data_dir: Path) -> list[str]:
-    """The training command of a model spec (an entry of MODELS)."""
-    flags = {"data_dir": data_dir / "train", **spec["flags"]}
-    return [sys.executable, f"scripts/{spec['script']}.py", *[str(a) for k, v in flags.items() for a in (f"--{k}", v)]]
-
-
-def train(name: str, spec: dict, work_dir: Path, data_dir: Path, threads: int) -> float:
-    """Run a spec's training into ``work_dir/name``; returns the seconds it took."""
-    log_dir = work_dir / name
-    env = {**os.environ, "OPENAI_LOGDIR": str(log_dir), "OPENAI_LOG_FORMAT": "log,csv",
-           "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
-    start = time.perf_counter()
-    with open(work_dir / f"{name}.out", "w") as out:
-        subprocess.run(command(spec, data_dir), cwd=ROOT, env=env, check=True, stdout=out, stderr=subprocess.STDOUT)
-    return time.perf_counter() - start
+from guided_diffusion.cli import run_main
+from guided_diffusion.evaluation.feature_extractors import load_classifier
+from guided_diffusion.evaluation.held_out import default_job_channel_gap, held_out_metrics
+from guided_diffusion.models import MODELS_DIR
+from guided_diffusion.sampling.shards import read_npz
+from guided_diffusion.testbeds.digits import MODELS, SAMPLE_FLAGS, write_digits
+from guided_diffusion.testbeds.training import command, train
 
 
 def package(name: str, work_dir: Path, data_dir: Path, seconds: float, data_hashes: dict, out_dir: Path) -> dict:
@@ -184,4 +106,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    su.run_main(main)
+    run_main(main)

@@ -1,4 +1,4 @@
-"""Running a Python snippet under ``mpiexec -n N`` from a test."""
+"""Running a Python snippet under ``mpiexec -n N`` from a test, and independent runs side by side."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def mpiexec() -> str:
@@ -31,6 +35,22 @@ def run_python(args: list[str], nproc: int = 1, cwd: Path | None = None, timeout
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def cores() -> int:
+    """The CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def together(*calls: Callable[[], T], side_by_side: bool = True) -> list[T]:
+    """The results of ``calls`` (each running scripts, as :func:`run_python` does), run side by side, as many at a
+    time as there are cores (one at a time without ``side_by_side``: runs of several MPI ranks each, which would
+    crowd the cores); the first to raise is raised."""
+    if not side_by_side:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=min(cores(), len(calls))) as pool:
+        futures = [pool.submit(call) for call in calls]
+    return [future.result() for future in futures]
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -1,14 +1,10 @@
 """benchmarks/bench_sampling.py's pricing of a guided step's convolutions (the --profile yardstick)."""
 
-import sys
-
 import torch
 
-from launch import ROOT
-from tiny import CLASSIFIER_FLAGS, MODEL_FLAGS, tiny_classifier, tiny_model_and_diffusion
+from benchmarks import bench_sampling
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench_sampling  # noqa: E402
+from tiny import CLASSIFIER_FLAGS, MODEL_FLAGS, tiny_classifier, tiny_model_and_diffusion
 
 
 def conv_flops_by_hooks(net: torch.nn.Module, *inputs, **kwargs) -> int:

@@ -3,8 +3,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from guided_diffusion.digits import load_digits_split, upsample, write_digits
-from guided_diffusion.shards import read_npz
+from guided_diffusion.sampling.shards import read_npz
+from guided_diffusion.testbeds.digits import load_digits_split, upsample, write_digits
 
 
 def test_split_is_stratified_and_fixed():

@@ -1,13 +1,17 @@
 """benchmarks/digits_adversarial.py end to end at a toy size (the real run is in results/digits/adversarial/)."""
 
 import json
+import sys
 
-from launch import run_python
+from fixtures_background import background
+
+RUN = background(__file__, "test_every_output_is_written",
+                 [sys.executable, "benchmarks/digits_adversarial.py", "--num_samples", "40", "--steps", "2", "--seeds",
+                  "1", "--scales", "1,64", "--reference_per_class", "10", "--out", "{out}"], seconds=25, timeout=900)
 
 
-def test_every_output_is_written(tmp_path):
-    run_python(["benchmarks/digits_adversarial.py", "--num_samples", "40", "--steps", "2", "--seeds", "1",
-                "--scales", "1,64", "--out", str(tmp_path)], timeout=900)
+def test_every_output_is_written(request):
+    _, tmp_path = RUN.result(request)
     report = (tmp_path / "README.md").read_text()
     for text in ("## Findings", "ProG at the same scale", "## Table 2 at matched FID", "ProG + EDS, s=64",
                  "uniform LS, s=1", "ProG, best s_T, s=64", "Guided by `digits/classifier`"):

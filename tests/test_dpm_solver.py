@@ -10,8 +10,8 @@ import torch
 
 from guided_diffusion import script_util as su
 from guided_diffusion.dpm_solver import DPMSolverPlusPlus, solver_timesteps
-from guided_diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
-from guided_diffusion.sampling import create_for_sampling, respacing_for
+from guided_diffusion.progressive.guidance import ClassifierFreeGuidance, ClassifierGuidance
+from guided_diffusion.sampling.samplers import create_for_sampling, respacing_for
 
 from tiny import tiny_classifier, tiny_model_and_diffusion
 

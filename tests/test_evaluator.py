@@ -17,7 +17,7 @@ from torch import nn
 
 from evaluations import evaluator
 from guided_diffusion import dist_util, evaluation, metrics
-from guided_diffusion import feature_extractors as fe
+from guided_diffusion.evaluation import feature_extractors as fe
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT_ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's guided_diffusion

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from guided_diffusion import feature_extractors as fe
+from guided_diffusion.evaluation import feature_extractors as fe
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MANIFEST = json.loads((FIXTURES / "fid_inception_state_dict.json").read_text())

@@ -6,10 +6,7 @@ from torch import nn
 
 from guided_diffusion import logger
 from guided_diffusion.fp16_util import MixedPrecisionTrainer
-from guided_diffusion.script_util import (
-    create_model_and_diffusion,
-    model_and_diffusion_defaults,
-)
+from guided_diffusion.script_util import create_model_and_diffusion, model_and_diffusion_defaults
 from guided_diffusion.unet import convert_module_to
 
 

@@ -6,7 +6,7 @@ import torch
 
 from guided_diffusion import gaussian_diffusion as gd
 from guided_diffusion import script_util
-from guided_diffusion.guidance import ClassifierGuidance
+from guided_diffusion.progressive.guidance import ClassifierGuidance
 
 from golden import build_golden_network, load_fixture, relative_error
 

@@ -1,15 +1,13 @@
 """benchmarks/gpu_check.sh --small: every step of the GPU check, on the CPU at toy sizes, so it cannot rot."""
 
-import os
-import subprocess
+from fixtures_background import background
 
-from launch import ROOT
+RUN = background(__file__, "test_gpu_check_small_runs_every_step", ["bash", "benchmarks/gpu_check.sh", "--small"],
+                 seconds=40, env={"OUT": "{out}"})
 
 
-def test_gpu_check_small_runs_every_step(tmp_path):
-    env = {**os.environ, "OUT": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--small"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
+def test_gpu_check_small_runs_every_step(request):
+    proc, tmp_path = RUN.result(request, check=False)
     summary = (tmp_path / "summary.md").read_text()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [line for line in summary.splitlines()[2:] if line.startswith("| ")]

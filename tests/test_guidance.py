@@ -6,15 +6,16 @@ import torch
 import torch.nn.functional as F
 
 from guided_diffusion import script_util as su
-from guided_diffusion.guidance import (
+from guided_diffusion.progressive.guidance import (
     ClassifierFreeGuidance,
     ClassifierGuidance,
     EntropyDrivenGuidance,
     ProgressiveEntropyDrivenGuidance,
     ProgressiveGuidance,
+    RampedGuidance,
 )
-from guided_diffusion.information_degree import InformationDegree, uniform_relevance
-from guided_diffusion.sampling import SAMPLERS, respacing_for, sample_loop
+from guided_diffusion.progressive.information_degree import InformationDegree, uniform_relevance
+from guided_diffusion.sampling.samplers import SAMPLERS, respacing_for, sample_loop
 
 from tiny import random_relevance, tiny_classifier, tiny_model_and_diffusion
 
@@ -186,3 +187,15 @@ def test_classifier_free_guidance():
     plain, _ = tiny_model_and_diffusion(class_cond=True, num_classes=C)
     with pytest.raises(ValueError, match="label dropout"):
         ClassifierFreeGuidance(plain, 1.0)
+
+
+def test_ramped_guidance_is_vanilla_scaled_by_the_conditions_weight():
+    classifier = tiny_classifier(num_classes=4)
+    x, t = torch.randn(3, 3, 8, 8), torch.tensor([10, 500, 900])
+    y = torch.tensor([0, 2, 3])
+    degree = torch.tensor([[0.5, 0.5, 0, 0], [0.1, 0.1, 0.7, 0.1], [0, 0, 0, 1.0]])
+    ramped = RampedGuidance(classifier, 2.0)(x, t, y=y, information_degree=degree)
+    vanilla = ClassifierGuidance(classifier, 2.0)(x, t, y=y)
+    torch.testing.assert_close(ramped, vanilla * degree[[0, 1, 2], y].view(-1, 1, 1, 1))
+    with pytest.raises(ValueError, match="information degree"):
+        RampedGuidance(classifier, 2.0)(x, t, y=y)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from guided_diffusion.information_degree import (
+from guided_diffusion.progressive.information_degree import (
     InformationDegree,
     check_gamma,
     check_relevance,

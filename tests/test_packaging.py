@@ -19,9 +19,9 @@ def test_installed_copy_finds_shipped_data(tmp_path):
     subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
                    check=True, capture_output=True, cwd=tmp_path)
     probe = ("import guided_diffusion\n"
-             "from guided_diffusion.relevance import load_descriptions, load_relevance, shipped_relevance\n"
-             "from guided_diffusion.relevance import CLASS_DESCRIPTIONS_DIR\n"
-             "from guided_diffusion.shipped import shipped_names\n"
+             "from guided_diffusion.progressive.relevance import load_descriptions, load_relevance, shipped_relevance\n"
+             "from guided_diffusion.progressive.relevance import CLASS_DESCRIPTIONS_DIR\n"
+             "from guided_diffusion.models import shipped_names\n"
              "print(guided_diffusion.__file__)\n"
              "print(len(load_descriptions(CLASS_DESCRIPTIONS_DIR / 'imagenet1k.json')))\n"
              "print(load_relevance(shipped_relevance('digits')).shape)\n"

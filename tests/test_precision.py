@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from guided_diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
-from guided_diffusion.precision import Accelerated, accelerate, check_precision
+from guided_diffusion.progressive.guidance import ClassifierFreeGuidance, ClassifierGuidance
+from guided_diffusion.sampling.precision import Accelerated, accelerate, check_precision
 
 from tiny import tiny_classifier, tiny_model_and_diffusion
 
@@ -106,10 +106,11 @@ def test_the_cuda_fp16_path_runs_on_cpu_float16_autocast():
 
     import numpy as np
 
-    from guided_diffusion.guided_sampling import GuidancePlan, build_guidance, sample_batch
-    from guided_diffusion.information_degree import gamma_per_step
-    from guided_diffusion.sampling import respacing_for
-    from guided_diffusion.seeding import SampleNoise
+    from guided_diffusion.progressive.information_degree import gamma_per_step
+    from guided_diffusion.progressive.plan import GuidancePlan, build_guidance
+    from guided_diffusion.sampling.batch import sample_batch
+    from guided_diffusion.sampling.samplers import respacing_for
+    from guided_diffusion.sampling.seeding import SampleNoise
 
     from tiny import random_relevance
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from guided_diffusion import script_util as su
-from guided_diffusion.information_degree import InformationDegree, gamma_per_step
+from guided_diffusion.progressive.information_degree import InformationDegree, gamma_per_step
 
 from launch import ROOT, assert_one_line_error, mpiexec, run_python
 
@@ -119,7 +119,7 @@ def test_process_count_does_not_change_the_output(tmp_path, checkpoints, sampler
 
 def test_the_rank_count_promise_on_the_shipped_digit_model(tmp_path):
     """Equal threads per process: the same bytes from python and mpiexec -n 2. Other thread counts: CPU kernels
-    sum in another order, so a few pixels may differ, by at most 1/255 (what the README states)."""
+    sum in another order, so a few pixels may differ, by at most 1/255 (what docs/sampling.md states)."""
     args = ["--num_samples", "8", "--batch_size", "4", "--classes", "balanced", "--timestep_respacing", "10",
             "--seed", "3"]
     sample(tmp_path / "plain", args)  # launch.run_python gives every process one thread

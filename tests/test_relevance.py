@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from guided_diffusion import relevance as rel
 from guided_diffusion import script_util as su
+from guided_diffusion.progressive import relevance as rel
 
 DIGITS = rel.load_descriptions(rel.CLASS_DESCRIPTIONS_DIR / "digits.json")
 

@@ -2,7 +2,6 @@
 
 import json
 import os
-import runpy
 import shlex
 import subprocess
 import sys
@@ -12,12 +11,13 @@ import pytest
 import torch
 
 from guided_diffusion import script_util as su
+from guided_diffusion.sampling.job import create_argparser
 
 from golden import FIXTURES
 from launch import ROOT
 
 SCRIPTS = sorted((ROOT / "scripts" / "reproduce").glob("t*.sh"))
-PARSER = runpy.run_path(str(ROOT / "scripts" / "prog_classifier_sample.py"))["create_argparser"]()
+PARSER = create_argparser()
 
 
 def dry_run(script: Path) -> list[str]:

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from evaluations import robustness as robustness_script
-from guided_diffusion import feature_extractors as fe
 from guided_diffusion import robustness
+from guided_diffusion.evaluation import feature_extractors as fe
 
 
 def test_topk_accuracy_arithmetic():
@@ -159,7 +159,7 @@ def test_adversarial_gap_arithmetic():
 
 
 def test_cli_reports_the_guide_and_the_gap(tmp_path, capsys):
-    from guided_diffusion.digits import load_digits_split
+    from guided_diffusion.testbeds.digits import load_digits_split
 
     images, labels = load_digits_split()["test"]
     np.savez(tmp_path / "s.npz", images[:40], labels[:40])

@@ -8,7 +8,7 @@ import torch
 
 from guided_diffusion import script_util as su
 
-from launch import assert_one_line_error, run_python
+from launch import assert_one_line_error, run_python, together
 
 MODEL = ["--image_size", "8", "--num_channels", "32", "--num_res_blocks", "1", "--channel_mult", "1,2",
          "--attention_resolutions", "4", "--diffusion_steps", "50", "--class_cond", "True", "--num_classes", "2"]
@@ -39,32 +39,40 @@ def load_samples(path):
 @pytest.mark.parametrize("nproc", [1, 2])
 def test_train_resume_classifier_and_sample(tmp_path, image_folder, nproc):
     train = ["--data_dir", image_folder, *MODEL, "--batch_size", 2, "--log_interval", 1, "--save_interval", 2]
-    script("image_train", tmp_path / "train", *train, "--lr_anneal_steps", 3, nproc=nproc)
+
+    def train_and_resume():
+        script("image_train", tmp_path / "train", *train, "--lr_anneal_steps", 3, nproc=nproc)
+        script("image_train", tmp_path / "resume", *train, "--lr_anneal_steps", 4,
+               "--resume_checkpoint", tmp_path / "train" / "model000002.pt", nproc=nproc)
+
+    # the classifier's training needs nothing of the diffusion model's: side by side (when on one rank each)
+    together(train_and_resume,
+             lambda: script("classifier_train", tmp_path / "classifier", "--data_dir", image_folder, "--val_data_dir",
+                            image_folder, "--image_size", 8, "--diffusion_steps", 50, "--num_classes", 2, *CLASSIFIER,
+                            "--iterations", 2, "--batch_size", 2, "--save_interval", 10, nproc=nproc),
+             side_by_side=nproc == 1)
     assert pt_files(tmp_path / "train") == [
         "ema_0.9999_000002.pt", "ema_0.9999_000003.pt", "model000002.pt", "model000003.pt",
         "opt000002.pt", "opt000003.pt"]
     assert csv_column(tmp_path / "train" / "progress.csv", "samples") == [str(2 * nproc * k) for k in (1, 2, 3)]
 
-    script("image_train", tmp_path / "resume", *train, "--lr_anneal_steps", 4,
-           "--resume_checkpoint", tmp_path / "train" / "model000002.pt", nproc=nproc)
     assert csv_column(tmp_path / "resume" / "progress.csv", "step") == ["2", "3"]
     assert pt_files(tmp_path / "resume") == ["ema_0.9999_000004.pt", "model000004.pt", "opt000004.pt"]
     assert "loading model from checkpoint" in (tmp_path / "resume" / "log.txt").read_text()
 
-    script("classifier_train", tmp_path / "classifier", "--data_dir", image_folder, "--val_data_dir", image_folder,
-           "--image_size", 8, "--diffusion_steps", 50, "--num_classes", 2, *CLASSIFIER,
-           "--iterations", 2, "--batch_size", 2, "--save_interval", 10, nproc=nproc)
     assert pt_files(tmp_path / "classifier") == ["model000002.pt", "opt000002.pt"]
 
     sample = [*MODEL, "--timestep_respacing", 4, "--num_samples", 5, "--batch_size", 2]
-    script("image_sample", tmp_path / "samples", *sample,
-           "--model_path", tmp_path / "resume" / "ema_0.9999_000004.pt", nproc=nproc)
-    script("classifier_sample", tmp_path / "guided", *sample, *CLASSIFIER, "--classifier_scale", 5,
-           "--model_path", tmp_path / "resume" / "model000004.pt",
-           "--classifier_path", tmp_path / "classifier" / "model000002.pt", nproc=nproc)
-    script("classifier_sample", tmp_path / "fast", *sample, *CLASSIFIER, "--classifier_scale", 5,
-           "--model_path", tmp_path / "resume" / "model000004.pt", "--sampler", "dpmpp_2m", "--precision", "bf16",
-           "--classifier_path", tmp_path / "classifier" / "model000002.pt", nproc=nproc)
+    together(lambda: script("image_sample", tmp_path / "samples", *sample,
+                            "--model_path", tmp_path / "resume" / "ema_0.9999_000004.pt", nproc=nproc),
+             lambda: script("classifier_sample", tmp_path / "guided", *sample, *CLASSIFIER, "--classifier_scale", 5,
+                            "--model_path", tmp_path / "resume" / "model000004.pt",
+                            "--classifier_path", tmp_path / "classifier" / "model000002.pt", nproc=nproc),
+             lambda: script("classifier_sample", tmp_path / "fast", *sample, *CLASSIFIER, "--classifier_scale", 5,
+                            "--model_path", tmp_path / "resume" / "model000004.pt", "--sampler", "dpmpp_2m",
+                            "--precision", "bf16", "--classifier_path", tmp_path / "classifier" / "model000002.pt",
+                            nproc=nproc),
+             side_by_side=nproc == 1)
     for folder in ("samples", "guided", "fast"):
         out = load_samples(tmp_path / folder / "samples_5x8x8x3.npz")
         assert sorted(out) == ["arr_0", "arr_1"]
@@ -74,25 +82,28 @@ def test_train_resume_classifier_and_sample(tmp_path, image_folder, nproc):
 
 
 def test_sampling_is_reproducible_and_feeds_super_resolution(tmp_path, image_folder):
-    script("image_train", tmp_path / "train", "--data_dir", image_folder, *MODEL, "--batch_size", 2,
-           "--max_steps", 1)
+    sr = ["--large_size", 64, "--small_size", 8, "--num_channels", 32, "--num_res_blocks", 1,
+          "--attention_resolutions", 4, "--diffusion_steps", 50, "--class_cond", "True", "--num_classes", 2]
+    # the two trainings side by side, then the samplings
+    together(lambda: script("image_train", tmp_path / "train", "--data_dir", image_folder, *MODEL, "--batch_size", 2,
+                            "--max_steps", 1),
+             lambda: script("super_res_train", tmp_path / "sr", "--data_dir", image_folder, *sr, "--batch_size", 2,
+                            "--lr_anneal_steps", 1))
     plain = [*MODEL, "--timestep_respacing", 3, "--num_samples", 3, "--batch_size", 3,
              "--model_path", tmp_path / "train" / "model000001.pt"]
     sample = [*plain, "--use_ddim", "True"]
-    script("image_sample", tmp_path / "a", *sample, "--seed", 7)
-    script("image_sample", tmp_path / "b", *sample, "--seed", 7)
+    *_, proc = together(
+        lambda: script("image_sample", tmp_path / "a", *sample, "--seed", 7),
+        lambda: script("image_sample", tmp_path / "b", *sample, "--seed", 7),
+        lambda: script("image_sample", tmp_path / "fast", *plain, "--seed", 7, "--sampler", "dpmpp_2m", "--precision",
+                       "bf16"),
+        lambda: script("image_sample", tmp_path / "bad", *sample, "--sampler", "dpmpp_2m", check=False))
     a = load_samples(tmp_path / "a" / "samples_3x8x8x3.npz")
     b = load_samples(tmp_path / "b" / "samples_3x8x8x3.npz")
     assert np.array_equal(a["arr_0"], b["arr_0"]) and np.array_equal(a["arr_1"], b["arr_1"])
-    script("image_sample", tmp_path / "fast", *plain, "--seed", 7, "--sampler", "dpmpp_2m", "--precision", "bf16")
     assert load_samples(tmp_path / "fast" / "samples_3x8x8x3.npz")["arr_0"].shape == (3, 8, 8, 3)
-    proc = script("image_sample", tmp_path / "bad", *sample, "--sampler", "dpmpp_2m", check=False)
     assert_one_line_error(proc, "--use_ddim True and --sampler dpmpp_2m disagree")
 
-    sr = ["--large_size", 64, "--small_size", 8, "--num_channels", 32, "--num_res_blocks", 1,
-          "--attention_resolutions", 4, "--diffusion_steps", 50, "--class_cond", "True", "--num_classes", 2]
-    script("super_res_train", tmp_path / "sr", "--data_dir", image_folder, *sr, "--batch_size", 2,
-           "--lr_anneal_steps", 1)
     assert pt_files(tmp_path / "sr") == ["ema_0.9999_000001.pt", "model000001.pt", "opt000001.pt"]
     script("super_res_sample", tmp_path / "sr_samples", *sr, "--timestep_respacing", 2, "--num_samples", 3,
            "--batch_size", 3, "--base_samples", tmp_path / "a" / "samples_3x8x8x3.npz",
@@ -109,33 +120,35 @@ def test_label_dropout_trains_a_null_class_that_sampling_flags_must_match(tmp_pa
     assert state["label_emb.weight"].shape[0] == 3  # 2 classes + the null class
     sample = [*MODEL, "--timestep_respacing", 2, "--num_samples", 2, "--batch_size", 2,
               "--model_path", tmp_path / "cfg" / "model000001.pt"]
-    script("image_sample", tmp_path / "s", *sample, "--label_dropout", 0.2)
-    proc = script("image_sample", tmp_path / "s2", *sample, check=False)
+    _, proc = together(lambda: script("image_sample", tmp_path / "s", *sample, "--label_dropout", 0.2),
+                       lambda: script("image_sample", tmp_path / "s2", *sample, check=False))
     assert_one_line_error(proc, "--label_dropout should be > 0")
 
 
 def test_build_relevance_from_descriptions_and_confusion(tmp_path, image_folder):
-    run_python(["scripts/build_relevance.py", "--label_set", "digits", "--out", str(tmp_path / "d.npz")])
-    with np.load(tmp_path / "d.npz") as built, np.load("class_descriptions/digits_relevance.npz") as shipped:
-        np.testing.assert_allclose(built["relevance"], shipped["relevance"], atol=1e-6)
-        assert str(built["source_sha256"]) == str(shipped["source_sha256"])
-
     torch.manual_seed(0)
     classifier = su.create_classifier(**{**su.classifier_defaults(), "image_size": 8, "num_classes": 2,
                                          "classifier_width": 32, "classifier_depth": 1,
                                          "classifier_channel_mult": "1,2", "classifier_attention_resolutions": "4"})
     torch.save(classifier.state_dict(), tmp_path / "clf.pt")
-    run_python(["scripts/build_relevance.py", "--source", "confusion", "--data", str(image_folder),
-                "--classifier_path", str(tmp_path / "clf.pt"), "--image_size", "8", "--num_classes", "2",
-                *CLASSIFIER, "--diffusion_steps", "50", "--timesteps", "0,25", "--top_k", "2",
-                "--out", str(tmp_path / "c.npz")])
+    # three independent runs, side by side
+    *_, proc = together(
+        lambda: run_python(["scripts/build_relevance.py", "--label_set", "digits", "--out", str(tmp_path / "d.npz")]),
+        lambda: run_python(["scripts/build_relevance.py", "--source", "confusion", "--data", str(image_folder),
+                            "--classifier_path", str(tmp_path / "clf.pt"), "--image_size", "8", "--num_classes", "2",
+                            *CLASSIFIER, "--diffusion_steps", "50", "--timesteps", "0,25", "--top_k", "2",
+                            "--out", str(tmp_path / "c.npz")]),
+        lambda: run_python(["scripts/build_relevance.py", "--label_set", "digits", "--encoder", "open_clip:ViT-B-32",
+                            "--encoder_weights", str(tmp_path / "missing.bin"), "--out", str(tmp_path / "x.npz")],
+                           check=False))
+    with np.load(tmp_path / "d.npz") as built, np.load("class_descriptions/digits_relevance.npz") as shipped:
+        np.testing.assert_allclose(built["relevance"], shipped["relevance"], atol=1e-6)
+        assert str(built["source_sha256"]) == str(shipped["source_sha256"])
+
     with np.load(tmp_path / "c.npz") as npz:
         assert npz["relevance"].shape == (2, 2) and str(npz["encoder"]).startswith("confusion:clf.pt@t=[0, 25]")
         assert list(npz["class_names"]) == ["0", "1"]
 
-    proc = run_python(["scripts/build_relevance.py", "--label_set", "digits", "--encoder", "open_clip:ViT-B-32",
-                       "--encoder_weights", str(tmp_path / "missing.bin"), "--out", str(tmp_path / "x.npz")],
-                      check=False)
     assert_one_line_error(proc, "missing.bin")
     assert not (tmp_path / "x.npz").exists()
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from guided_diffusion.seeding import SampleNoise, parse_classes, sample_labels, sample_seed
+from guided_diffusion.sampling.seeding import SampleNoise, parse_classes, sample_labels, sample_seed
 
 
 def test_a_samples_noise_depends_only_on_seed_and_index():

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from guided_diffusion.evaluation import NpzImages
-from guided_diffusion.shards import RUN_ARGS, ShardedRun, StreamedArray, read_npz, write_npz
+from guided_diffusion.evaluation.evaluator import NpzImages
+from guided_diffusion.sampling.shards import RUN_ARGS, ShardedRun, StreamedArray, read_npz, write_npz
 
 
 def test_batches_and_pending_work():

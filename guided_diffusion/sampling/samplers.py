@@ -5,6 +5,7 @@ rank, and writing the ``.npz`` the evaluator reads (``arr_0`` uint8 NHWC images,
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 
@@ -13,8 +14,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import dist_util, logger
-from .checkpoints import load_checkpoint
+from .. import dist_util, logger
+from ..checkpoints import load_checkpoint
+from ..script_util import args_to_dict, create_gaussian_diffusion, create_model, diffusion_defaults
 from .precision import accelerate, check_precision
 
 
@@ -30,6 +32,7 @@ def prepare(net: nn.Module, path: str, use_fp16: bool = False, use_bf16: bool = 
     return net.eval()
 
 
+MODEL_FLAGS = tuple(inspect.signature(create_model).parameters)  # the flags that shape the denoiser
 SAMPLERS = ("ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_sde")
 SOLVERS = ("dpmpp_2m", "dpmpp_2m_sde")  # DPM-Solver++ loops: their own reading of --timestep_respacing
 SAMPLER_HELP = ("ddpm: ancestral sampling (ADM's default); ddim: DDIM (--eta); dpmpp_2m: DPM-Solver++(2M), "
@@ -59,11 +62,14 @@ def respacing_for(sampler: str, timestep_respacing: str) -> str:
 def create_for_sampling(args, sampler: str) -> tuple:
     """``(model, diffusion)`` of the flags in ``args``, the diffusion respaced as ``sampler`` reads
     ``--timestep_respacing`` (:func:`respacing_for`)."""
-    from .script_util import args_to_dict, create_model_and_diffusion, model_and_diffusion_defaults
+    return create_model(**args_to_dict(args, MODEL_FLAGS)), diffusion_for_sampling(args, sampler)
 
-    flags = args_to_dict(args, model_and_diffusion_defaults().keys())
+
+def diffusion_for_sampling(args, sampler: str):
+    """The diffusion of :func:`create_for_sampling` alone."""
+    flags = args_to_dict(args, diffusion_defaults().keys())
     flags["timestep_respacing"] = respacing_for(sampler, args.timestep_respacing)
-    return create_model_and_diffusion(**flags)
+    return create_gaussian_diffusion(steps=flags.pop("diffusion_steps"), **flags)
 
 
 def sample_loop(diffusion, sampler: str, progressive: bool = False, eta: float = 0.0) -> Callable:

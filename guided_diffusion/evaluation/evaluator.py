@@ -5,7 +5,7 @@ the zip member (:class:`NpzImages`), their features extracted in contiguous
 shards over the ranks of a ``torch.distributed`` job and gathered in order on
 rank 0 (:func:`extract_npz`), and turned into the five ADM numbers
 (:func:`evaluate`) and the extra ones (:func:`extra_metrics`). The arithmetic
-itself lives in :mod:`guided_diffusion.metrics`.
+itself lives in :mod:`guided_diffusion.evaluation.metrics`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from . import dist_util, metrics
+from .. import dist_util
+from . import metrics
 from .feature_extractors import FeatureExtractor
 
 

@@ -1,0 +1,81 @@
+"""Held-out metrics of trained networks, as the shipped models' manifests record them.
+
+Diffusion models: the noise-prediction error on held-out images; classifiers:
+top-1 accuracy on clean and noised images; and the main job's channel gap
+(a colour cast check) for a diffusion model run with no other flag.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..sampling.job import MainJob, job_args
+from .metrics import channel_gap
+
+EVAL_TIMESTEPS = (0, 100, 250, 500, 750, 999)  # where held-out metrics are taken
+
+
+@torch.no_grad()
+def denoising_mse(model: nn.Module, diffusion, images: torch.Tensor, labels: torch.Tensor | None,
+                  timesteps=EVAL_TIMESTEPS, seed: int = 0, batch_size: int = 100) -> float:
+    """Mean squared error of the predicted noise on ``images`` (NCHW in [-1, 1]) noised to each of
+    ``timesteps`` with a fixed draw: the training objective, on held-out data."""
+    generator = torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    for t in timesteps:
+        for start in range(0, len(images), batch_size):
+            x0 = images[start:start + batch_size]
+            noise = torch.randn(x0.shape, generator=generator)
+            t_batch = torch.full((len(x0),), t, dtype=torch.long)
+            kwargs = {} if labels is None else {"y": labels[start:start + batch_size]}
+            eps = model(diffusion.q_sample(x0, t_batch, noise=noise), t_batch, **kwargs)[:, :x0.shape[1]]
+            total += F.mse_loss(eps, noise, reduction="sum").item()
+            count += noise.numel()
+    return total / count
+
+
+@torch.no_grad()
+def accuracy(classifier: nn.Module, diffusion, images: torch.Tensor, labels: torch.Tensor, t: int = 0,
+             seed: int = 0, batch_size: int = 100) -> float:
+    """Top-1 accuracy on ``images`` noised to timestep ``t`` (t = 0: clean) with a fixed draw."""
+    generator = torch.Generator().manual_seed(seed)
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        x0 = images[start:start + batch_size]
+        t_batch = torch.full((len(x0),), t, dtype=torch.long)
+        x = x0 if t == 0 else diffusion.q_sample(x0, t_batch, noise=torch.randn(x0.shape, generator=generator))
+        correct += (classifier(x, t_batch).argmax(dim=1) == labels[start:start + batch_size]).sum().item()
+    return correct / len(images)
+
+
+@torch.no_grad()
+def default_job_channel_gap(model: nn.Module, info: dict, classifier: nn.Module) -> np.ndarray:
+    """Per sample, the channel gap (:func:`guided_diffusion.evaluation.metrics.channel_gap`) of what the main
+    job writes for a shipped diffusion model (``info``: its manifest) with no other flag, sampled with
+    ``model`` and ``classifier`` in place of the shipped weights (float32, CPU)."""
+    args = job_args(["--model_path", info["name"]], model_manifest=info)
+    job = MainJob(args, device=torch.device("cpu"), model=model.float().eval(),
+                  classifier=classifier.float().eval()).load()
+    return channel_gap(job.sample()["images"])
+
+
+def held_out_metrics(kind: str, net: nn.Module, diffusion, images: np.ndarray, labels: np.ndarray,
+                     noised: bool = True) -> dict[str, float]:
+    """The metrics a manifest records, on uint8 NHWC ``images``.
+
+    diffusion models: ``denoising_mse`` (conditional models see the labels);
+    classifiers: ``accuracy`` on clean images, and for noise-aware ones
+    ``accuracy_t{t}`` at each of :data:`EVAL_TIMESTEPS`.
+    """
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    y = torch.from_numpy(labels).long()
+    net = net.float().eval()
+    if kind == "diffusion":
+        return {"denoising_mse": denoising_mse(net, diffusion, x, y if net.num_classes is not None else None)}
+    metrics = {"accuracy": accuracy(net, diffusion, x, y, 0)}
+    if noised:
+        metrics.update({f"accuracy_t{t}": accuracy(net, diffusion, x, y, t) for t in EVAL_TIMESTEPS if t})
+    return metrics

@@ -1,0 +1,1 @@
+"""Testbeds: the data and shipped networks experiments run on (``testbed.Testbed``), one module each."""

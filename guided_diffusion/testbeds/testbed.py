@@ -1,0 +1,32 @@
+"""What an experiment needs to know of a testbed: its shipped networks by role, its label set and the
+images samples are scored against."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Testbed:
+    """A testbed's shipped networks (by name), label set and reference images."""
+
+    name: str
+    models: dict[str, str]  # a setting's model key (adm, cadm) -> shipped diffusion model
+    classifier: str  # the noise-aware guidance classifier
+    features: str  # the feature network of FID / sFID / IS / precision / recall
+    bank: tuple[str, ...]  # independent classifiers of the robustness score
+    label_set: str  # class descriptions and shipped relevance matrix in class_descriptions/
+    num_classes: int
+    reference: Callable[[], tuple[np.ndarray, np.ndarray]]  # uint8 NHWC images and labels scored against
+
+    def first_of_each_class(self, per_class: int) -> Testbed:
+        """This testbed scored against only the first ``per_class`` reference images of each class (toy runs: the
+        reference features and the confusion relevance cost in proportion); ``0``: all of them."""
+        if not per_class:
+            return self
+        images, labels = self.reference()
+        keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(self.num_classes)]))
+        return replace(self, reference=lambda: (images[keep], labels[keep]))

@@ -1,0 +1,35 @@
+"""benchmarks/mechanism.py: its controls, and the whole run at a toy size (the real run is in results/mechanism/)."""
+
+import json
+
+import numpy as np
+
+from benchmarks.mechanism import ARMS, entropy, matched_label_smoothing, shuffled
+from guided_diffusion.testbeds.gaussian_mixture import Structure, true_relevance
+
+from launch import run_python
+
+
+def test_the_controls_keep_what_they_should():
+    true = true_relevance(Structure(), 0.5)
+    smoothing = matched_label_smoothing(true)
+    assert abs(entropy(smoothing[3]) - entropy(true[3])) < 1e-9
+    assert np.allclose(np.diag(smoothing), smoothing[0, 0]) and smoothing[0, 0] > 0.5  # spread over 11, not 3
+    mixed = shuffled(true)
+    assert np.allclose(np.diag(mixed), 0.5) and np.allclose(mixed.sum(1), 1)
+    assert all(abs(entropy(mixed[c]) - entropy(true[c])) < 1e-12 for c in range(12))
+    assert (mixed != true).any()
+
+
+def test_a_toy_run_writes_every_output(tmp_path):
+    run_python(["benchmarks/mechanism.py", "--num_samples", "60", "--scales", "1,8", "--spurious", "0,30",
+                "--settings", "ddpm-4", "--variants", "default", "--level", "30", "--out", str(tmp_path)])
+    report = (tmp_path / "README.md").read_text()
+    for text in ("at matched Bayes accuracy 30 %", "(a) vanilla guidance", "(d) ramped vanilla scale",
+                 "mis-specified (30)"):
+        assert text in report, text
+    raw = json.loads((tmp_path / "results.json").read_text())
+    assert {r["arm"] for r in raw["runs"]} == set(ARMS) and len(raw["runs"]) == len(ARMS) * 2 * 2
+    assert all(r["from_vanilla"] == 0 for r in raw["runs"] if r["arm"] == "vanilla")
+    assert len(raw["comparisons"]) == 4 * 2 * 2
+    assert (tmp_path / "frontier_default_ddpm-4.png").stat().st_size > 0
