@@ -86,11 +86,13 @@ def shuffled(relevance: np.ndarray, seed: int = 0) -> np.ndarray:
     return matrix
 
 
-def arm_setup(arm: str, structure: Structure, steps: int) -> tuple[type, np.ndarray, float]:
-    """(guidance class, relevance matrix, gamma per step) of an arm."""
+def arm_setup(arm: str, structure: Structure, steps: int, gamma: float = 0.04,
+              reference_steps: int | None = 250) -> tuple[type, np.ndarray, float]:
+    """(guidance class, relevance matrix, gamma per step) of an arm; ``gamma`` read for ``reference_steps``
+    steps (None: per actual step), as the main job's --gamma and --gamma_reference_steps."""
     true = true_relevance(structure, SELF_SHARE)
     classes = len(true)
-    prog_gamma = gamma_per_step(0.04, steps, 250)
+    prog_gamma = gamma_per_step(gamma, steps, reference_steps)
     return {
         "vanilla": (ClassifierGuidance, np.eye(classes), 1.0),
         "prog": (ProgressiveGuidance, true, prog_gamma),
@@ -104,20 +106,20 @@ def arm_setup(arm: str, structure: Structure, steps: int) -> tuple[type, np.ndar
 
 
 def run(mixture, structure: Structure, arm: str, scale: float, spurious: float, sampler: str, steps: int,
-        n: int, seed: int) -> dict[str, np.ndarray]:
+        n: int, seed: int, gamma: float = 0.04, reference_steps: int | None = 250) -> dict[str, np.ndarray]:
     """Per-sample outcomes of one setting: labels, x, Bayes and guide top-1, sub-mode."""
     base = create_gaussian_diffusion(steps=1000, noise_schedule="linear", sigma_small=True)
     diffusion = create_gaussian_diffusion(steps=1000, noise_schedule="linear", sigma_small=True,
                                           timestep_respacing=respacing_for(sampler, str(steps)))
     labels = torch.arange(n) % mixture.num_classes
     guide = ExactClassifier(mixture, base.alphas_cumprod, spurious=spurious)
-    kind, relevance, gamma = arm_setup(arm, structure, diffusion.num_timesteps)
+    kind, relevance, step_gamma = arm_setup(arm, structure, diffusion.num_timesteps, gamma, reference_steps)
     generator = torch.Generator().manual_seed(seed)
     x_T = torch.randn(n, mixture.dim, 1, 1, generator=generator)
     x = sample_loop(diffusion, sampler)(
         ExactDenoiser(mixture, base.alphas_cumprod), (n, mixture.dim, 1, 1), noise=x_T, clip_denoised=False,
         cond_fn=kind(guide, scale), model_kwargs={"y": labels}, device=torch.device("cpu"),
-        information_degree=InformationDegree.from_relevance(relevance, labels, gamma),
+        information_degree=InformationDegree.from_relevance(relevance, labels, step_gamma),
         noise_sampler=lambda z: torch.randn(z.shape, generator=generator)).view(n, -1).double()
     finite = torch.isfinite(x).all(dim=1)
     x = x.nan_to_num(posinf=1e6, neginf=-1e6)
@@ -130,15 +132,16 @@ def run(mixture, structure: Structure, arm: str, scale: float, spurious: float, 
             "off_support": (x[:, off].norm(dim=1) / mixture.variances[0, off].sqrt().mean()).numpy()}
 
 
-def posterior_by_time(mixture, structure: Structure, seed: int = 0, per_class: int = 200) -> list[dict]:
+def posterior_by_time(mixture, structure: Structure, gamma: float, seed: int = 0, per_class: int = 200
+                      ) -> list[dict]:
     """How much the exact noisy posterior knows at each time: top-1 of classes and of clusters on noised data,
-    and the mean posterior of the true class, beside the ProG off-target mass left at that time (DDPM-100)."""
+    and the mean posterior of the true class, beside the ProG off-target mass left at that time (DDPM-100,
+    ``gamma`` per step)."""
     base = create_gaussian_diffusion(steps=1000, noise_schedule="linear")
     labels = torch.arange(mixture.num_classes).repeat(per_class)
     generator = torch.Generator().manual_seed(seed)
     x0, _ = mixture.sample(labels, generator)
     cluster = torch.as_tensor(cluster_of(structure))
-    gamma = gamma_per_step(0.04, 100, 250)
     rows = []
     for t in (999, 800, 600, 400, 300, 200, 100, 60, 30, 10, 0):
         ab = float(base.alphas_cumprod[t])
@@ -183,6 +186,9 @@ def main() -> None:
                         "dpmpp_2m_sde-20)")
     parser.add_argument("--variants", default=None, help=f"structures, of {', '.join(VARIANTS)} (quick: default)")
     parser.add_argument("--level", type=float, default=85.0, help="the Bayes accuracy (%%) arms are matched at")
+    parser.add_argument("--gamma", type=float, default=0.04, help="ProG's rate (Eq. 5)")
+    parser.add_argument("--gamma_reference_steps", type=int, default=250,
+                        help="read --gamma for this many steps (0: per actual step), as the main job does")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "results" / "mechanism"))
     args = parser.parse_args()
@@ -207,7 +213,8 @@ def main() -> None:
                 for arm in ARMS:
                     for scale in scales:
                         key = (variant, f"{sampler}-{steps}", spurious, arm, scale)
-                        runs[key] = run(mixture, structure, arm, scale, spurious, sampler, steps, n, args.seed)
+                        runs[key] = run(mixture, structure, arm, scale, spurious, sampler, steps, n, args.seed,
+                                        args.gamma, args.gamma_reference_steps or None)
                         everyone = np.arange(n)
                         vanilla = runs[(variant, key[1], spurious, "vanilla", scale)]["x"]
                         row = {"variant": variant, "setting": key[1], "spurious": spurious, "arm": arm,
@@ -220,7 +227,8 @@ def main() -> None:
                           + " ".join(f"{r['fidelity']:.0f}" for r in summary[-len(scales):])
                           + f" ({time.time() - start:.0f} s)", flush=True)
     comparisons = compare(runs, variants, settings, strengths, scales, args.level)
-    timeline = {v: posterior_by_time(structured_mixture(VARIANTS[v]), VARIANTS[v]) for v in variants}
+    gamma = gamma_per_step(args.gamma, 100, args.gamma_reference_steps or None)
+    timeline = {v: posterior_by_time(structured_mixture(VARIANTS[v]), VARIANTS[v], gamma) for v in variants}
     elapsed = time.time() - start
     command = "python benchmarks/mechanism.py " + " ".join(sys.argv[1:])
     write_json(out / "results.json", {"command": command, "seconds": elapsed, "num_samples": n,
@@ -299,8 +307,8 @@ def report(summary, comparisons, timeline, command: str, elapsed: float, n: int,
                      f"{verdict(row)} |")
     lines += ["", "## When the posterior knows the class, and how much of s_T ProG has left then", "",
               "Exact p(y | x_t) on noised draws of the data (200 per class); ProG's off-target mass left at that "
-              "time with gamma 0.04 read for 250 steps, sampling DDPM-100 (chance: 8.3 % of classes, 33 % of "
-              "clusters).", "", "| variant | t | class top-1 (%) | cluster top-1 (%) | mean posterior of the label | "
+              "time with the run's gamma, sampling DDPM-100 (chance: 8.3 % of classes, 33 % of clusters).", "",
+              "| variant | t | class top-1 (%) | cluster top-1 (%) | mean posterior of the label | "
               "ProG off-target mass |", "|---|---|---|---|---|---|"]
     for variant, rows in timeline.items():
         for r in rows:
