@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from guided_diffusion.experiments.report import save_figure, subplots, write_json
-from guided_diffusion.experiments.statistics import matched_difference
+from guided_diffusion.experiments.statistics import Interval, matched_difference
 from guided_diffusion.progressive.guidance import (
     ClassifierGuidance,
     EntropyDrivenGuidance,
@@ -43,6 +43,8 @@ from guided_diffusion.testbeds.gaussian_mixture import (
     ExactDenoiser,
     Structure,
     cluster_of,
+    mode_coverage,
+    outcomes,
     structured_mixture,
     true_relevance,
 )
@@ -107,7 +109,8 @@ def arm_setup(arm: str, structure: Structure, steps: int, gamma: float = 0.04,
 
 def run(mixture, structure: Structure, arm: str, scale: float, spurious: float, sampler: str, steps: int,
         n: int, seed: int, gamma: float = 0.04, reference_steps: int | None = 250) -> dict[str, np.ndarray]:
-    """Per-sample outcomes of one setting: labels, x, Bayes and guide top-1, sub-mode."""
+    """Per-sample outcomes of one setting: labels, x and the testbed's outcomes (Bayes and guide top-1,
+    sub-mode, off-support distance)."""
     base = create_gaussian_diffusion(steps=1000, noise_schedule="linear", sigma_small=True)
     diffusion = create_gaussian_diffusion(steps=1000, noise_schedule="linear", sigma_small=True,
                                           timestep_respacing=respacing_for(sampler, str(steps)))
@@ -121,15 +124,8 @@ def run(mixture, structure: Structure, arm: str, scale: float, spurious: float, 
         cond_fn=kind(guide, scale), model_kwargs={"y": labels}, device=torch.device("cpu"),
         information_degree=InformationDegree.from_relevance(relevance, labels, step_gamma),
         noise_sampler=lambda z: torch.randn(z.shape, generator=generator)).view(n, -1).double()
-    finite = torch.isfinite(x).all(dim=1)
-    x = x.nan_to_num(posinf=1e6, neginf=-1e6)
-    exact_guide = guide(x.float().view(n, -1, 1, 1), torch.zeros(n, dtype=torch.long))
-    off = ~mixture.support
-    return {"labels": labels.numpy(), "x": x.float().numpy(),
-            "bayes": (mixture.class_log_posterior(x).argmax(1).numpy() == labels.numpy()) & finite.numpy(),
-            "guide": (exact_guide.argmax(1).numpy() == labels.numpy()) & finite.numpy(),
-            "mode": mixture.component_log_joint(x).argmax(1).numpy(),
-            "off_support": (x[:, off].norm(dim=1) / mixture.variances[0, off].sqrt().mean()).numpy()}
+    finite = x.nan_to_num(posinf=1e6, neginf=-1e6)
+    return {"labels": labels.numpy(), "x": finite.float().numpy(), **outcomes(mixture, x, labels, guide)}
 
 
 def posterior_by_time(mixture, structure: Structure, gamma: float, seed: int = 0, per_class: int = 200
@@ -164,15 +160,10 @@ def gap(run_: dict, i: np.ndarray) -> float:
     return 100.0 * float(run_["guide"][i].mean() - run_["bayes"][i].mean())
 
 
-def coverage(modes_per_class: int, num_classes: int):
-    """Diversity: the share of sub-modes of each class holding at least MIN_SHARE of their expected samples."""
+def coverage(mixture):
+    """Diversity: the sub-modes covered (:func:`mode_coverage`) by the samples ``i`` of a run."""
     def score(run_: dict, i: np.ndarray) -> float:
-        labels, modes = run_["labels"][i], run_["mode"][i]
-        own = modes // modes_per_class == labels
-        counts = np.zeros(num_classes * modes_per_class)
-        np.add.at(counts, modes[own], 1)
-        expected = np.bincount(labels, minlength=num_classes).repeat(modes_per_class) / modes_per_class
-        return 100.0 * float((counts >= MIN_SHARE * expected).mean())
+        return mode_coverage(mixture, run_["labels"][i], run_["component"][i], MIN_SHARE)
     return score
 
 
@@ -207,7 +198,7 @@ def main() -> None:
     for variant in variants:
         structure = VARIANTS[variant]
         mixture = structured_mixture(structure)
-        score_coverage = coverage(structure.modes, mixture.num_classes)
+        score_coverage = coverage(mixture)
         for sampler, steps in settings:
             for spurious in strengths:
                 for arm in ARMS:
@@ -240,11 +231,10 @@ def main() -> None:
 
 
 def compare(runs: dict, variants, settings, strengths, scales, level: float) -> list[dict]:
-    """ProG with the true relevance minus each control at matched fidelity (coverage, gap), and at equal scale."""
+    """ProG with the true relevance minus each control at matched fidelity: coverage and gap, with intervals."""
     rows = []
     for variant in variants:
-        structure = VARIANTS[variant]
-        score_coverage = coverage(structure.modes, structure.clusters * structure.per_cluster)
+        score_coverage = coverage(structured_mixture(VARIANTS[variant]))
         for sampler, steps in settings:
             setting = f"{sampler}-{steps}"
             for spurious in strengths:
@@ -260,13 +250,12 @@ def compare(runs: dict, variants, settings, strengths, scales, level: float) -> 
 
 
 def verdict(row: dict) -> str:
-    if any(math.isnan(row[k]) for k in ("estimate", "low", "high")):
+    interval = Interval(row["estimate"], row["low"], row["high"])
+    if any(math.isnan(v) for v in (interval.estimate, interval.low, interval.high)):
         return "not reached"
-    if row["low"] > 0:
-        return "ProG higher"
-    if row["high"] < 0:
-        return "ProG lower"
-    return "no difference measured"
+    if not interval.excludes_zero():
+        return "no difference measured"
+    return "ProG higher" if interval.low > 0 else "ProG lower"
 
 
 def figures(summary, variants, settings, strengths, out: Path) -> None:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny class-labelled image folder."""
+"""Shared fixtures: a tiny class-labelled image folder; one torch thread for a module."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -25,3 +26,13 @@ def write_image_folder(root: Path, per_class: int = 4, size: tuple[int, int] = (
 def image_folder(tmp_path: Path) -> Path:
     """8 RGB 10x12 images, 4 per class, named like ``c0_001.png``."""
     return write_image_folder(tmp_path / "images")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for the rest of the module: fixtures written with one thread compare byte for byte, and
+    small tensors run many times faster on one thread than on two fighting over the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -24,15 +24,7 @@ from guided_diffusion.testbeds.gaussian_mixture import (
 MIXTURE = structured_mixture()
 BASE = create_gaussian_diffusion(steps=1000, noise_schedule="linear", sigma_small=True)
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The testbed's tensors are small: one thread is many times faster than two fighting over them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the testbed's tensors are small
 
 
 def quadrature_log_noisy_density(x_t: float, mean: float, var: float, alpha_bar: float) -> float:
@@ -141,11 +133,7 @@ def sample(sampler: str, steps: int, n: int, seed: int = 0, **kwargs) -> torch.T
 
 def data_w2(x: torch.Tensor) -> float:
     """Squared W2 between Gaussians fitted to the samples and to the data, on the support dimensions."""
-    weights = torch.softmax(MIXTURE.log_weights, dim=0)
-    mean = (weights[:, None] * MIXTURE.means).sum(0)
-    centred = MIXTURE.means - mean
-    cov = torch.diag((weights[:, None] * MIXTURE.variances).sum(0)) + (
-        weights[:, None, None] * centred[:, :, None] * centred[:, None, :]).sum(0)
+    mean, cov = MIXTURE.class_moments()
     s = MIXTURE.support
     return gaussian_w2(x[:, s], mean[s], cov[s][:, s])
 

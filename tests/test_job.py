@@ -29,17 +29,10 @@ def test_the_same_command_writes_the_same_bytes(tmp_path, fixture):
     assert written.read_bytes() == (FIXTURES / fixture).read_bytes()
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the fixtures were written: other thread counts may differ by 1/255
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_the_library_job_samples_what_the_script_writes(one_thread):
     """MainJob.sample (in memory, as the harness calls it) gives the script's arrays, trajectory included;
-    a job started at a later index gives those samples alone."""
+    a job started at a later index gives those samples alone. (One thread, as the fixtures were written:
+    other thread counts may differ by 1/255.)"""
     expected = np.load(FIXTURES / "main_job_prog_trajectory.npz")
     job = MainJob(job_args(COMMANDS["main_job_prog_trajectory.npz"]), device=torch.device("cpu")).load()
     out = job.sample(trajectory=2)

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-Metric = Callable[[np.ndarray], float]  # per-sample values (or indices into them) -> a number
-
 
 @dataclass(frozen=True)
 class Interval:
@@ -28,9 +26,6 @@ class Interval:
 
     def excludes_zero(self) -> bool:
         return self.low > 0 or self.high < 0
-
-    def __str__(self) -> str:
-        return f"{self.estimate:+.3g} [{self.low:+.3g}, {self.high:+.3g}]"
 
 
 def _percentile_interval(estimate: float, draws: np.ndarray, confidence: float) -> Interval:

@@ -128,9 +128,9 @@ class GaussianMixture:
         noise = torch.randn(len(labels), self.dim, dtype=torch.float64, generator=generator)
         return self.means[component] + self.variances[component].sqrt() * noise, component
 
-    def class_moments(self, c: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean (d,) and covariance (d, d) of ``p(x | c)``."""
-        mask = self.component_class == c
+    def class_moments(self, c: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean (d,) and covariance (d, d) of ``p(x | c)``, or of the data ``p(x)`` without ``c``."""
+        mask = torch.ones_like(self.component_class, dtype=torch.bool) if c is None else self.component_class == c
         w = torch.softmax(self.log_weights[mask], dim=0)
         means, variances = self.means[mask], self.variances[mask]
         mean = (w[:, None] * means).sum(0)
@@ -277,42 +277,68 @@ def mmd(a: torch.Tensor, b: torch.Tensor, bandwidth: float) -> float:
     return float(kernel_mean(a, a, True) + kernel_mean(b, b, True) - 2 * kernel_mean(a, b, False))
 
 
-def ground_truth(mixture: GaussianMixture, x: torch.Tensor, labels: torch.Tensor,
-                 guide: ExactClassifier | None = None, min_share: float = 0.25) -> dict[str, float]:
-    """What is true of samples ``x`` (N, d) drawn for ``labels``: ``bayes_accuracy`` (%, the Bayes label of the
-    clean density: the independent bank), ``guide_accuracy`` and ``gap`` (%, guide - Bayes, with ``guide``),
-    ``log_density`` (mean log p(x | c)), ``off_support`` (mean distance off the data's support, in units of
-    its standard deviation there), ``mode_coverage`` (share of each class's sub-modes holding at least
-    ``min_share`` of their expected samples), ``w2`` (mean over classes of the squared W2 distance between
-    Gaussians on the support dimensions) and ``mmd`` (mean over classes, against fresh draws of p(x | c))."""
+def outcomes(mixture: GaussianMixture, x: torch.Tensor, labels: torch.Tensor,
+             guide: ExactClassifier | None = None) -> dict[str, np.ndarray]:
+    """Per sample drawn for ``labels``: ``bayes`` (the Bayes label of the clean density, the independent bank,
+    is the label), ``guide`` (the guide's top-1 at t = 0 is the label; with ``guide``), ``component`` (the
+    most likely sub-mode), ``log_density`` (log p(x | c)) and ``off_support`` (distance off the data's support,
+    in units of its standard deviation there). Non-finite samples count as wrong."""
     x = x.double().reshape(len(x), -1)
     labels = labels.long()
     finite = torch.isfinite(x).all(dim=1)
-    bayes = mixture.class_log_posterior(x.nan_to_num()).argmax(1)
-    out = {"bayes_accuracy": 100.0 * float(((bayes == labels) & finite).double().mean())}
+    x = x.nan_to_num(posinf=1e6, neginf=-1e6)
+    out = {"bayes": ((mixture.class_log_posterior(x).argmax(1) == labels) & finite).numpy(),
+           "component": mixture.component_log_joint(x).argmax(1).numpy(),
+           "log_density": mixture.class_log_density(x, labels).numpy()}
     if guide is not None:
-        zeros = torch.zeros(len(x), dtype=torch.long)
-        guided = guide(x.nan_to_num().to(torch.float64), zeros).argmax(1)
-        out["guide_accuracy"] = 100.0 * float(((guided == labels) & finite).double().mean())
-        out["gap"] = out["guide_accuracy"] - out["bayes_accuracy"]
-    out["log_density"] = float(mixture.class_log_density(x, labels).mean())
+        guided = guide(x, torch.zeros(len(x), dtype=torch.long)).argmax(1)
+        out["guide"] = ((guided == labels) & finite).numpy()
     off = ~mixture.support
     null_std = mixture.variances[:, off].sqrt().mean() if off.any() else torch.tensor(1.0)
-    out["off_support"] = float((x[:, off].norm(dim=1) / null_std).mean()) if off.any() else 0.0
-    component = mixture.component_log_joint(x.nan_to_num()).argmax(1)
-    covered, w2s, mmds = [], [], []
-    generator = torch.Generator().manual_seed(0)
-    support = mixture.support
-    for c in labels.unique().tolist():
+    out["off_support"] = (x[:, off].norm(dim=1) / null_std).numpy()
+    return out
+
+
+def mode_coverage(mixture: GaussianMixture, labels: np.ndarray, components: np.ndarray,
+                  min_share: float = 0.25) -> float:
+    """Diversity (%): over the classes drawn, the share of each class's sub-modes that hold at least
+    ``min_share`` of the samples they would get from ``p(x | c)``."""
+    covered = []
+    for c in np.unique(labels).tolist():
         mine = labels == c
         modes = (mixture.component_class == c).nonzero().squeeze(1)
-        weights = torch.softmax(mixture.log_weights[modes], dim=0)
-        counts = torch.stack([(component[mine] == k).sum() for k in modes]).double()
-        covered.append(float((counts >= min_share * weights * mine.sum()).double().mean()))
+        weights = torch.softmax(mixture.log_weights[modes], dim=0).numpy()
+        counts = np.array([(components[mine] == k).sum() for k in modes.tolist()])
+        covered.append(float((counts >= min_share * weights * mine.sum()).mean()))
+    return 100.0 * float(np.mean(covered))
+
+
+def ground_truth(mixture: GaussianMixture, x: torch.Tensor, labels: torch.Tensor,
+                 guide: ExactClassifier | None = None, min_share: float = 0.25) -> dict[str, float]:
+    """What is true of samples ``x`` (N, d) drawn for ``labels``, on average (:func:`outcomes`):
+    ``bayes_accuracy`` (%), ``guide_accuracy`` and ``gap`` (%, guide - Bayes, with ``guide``), ``log_density``,
+    ``off_support``, ``mode_coverage`` (:func:`mode_coverage`), ``w2`` (mean over classes of the squared W2
+    distance between Gaussians on the support dimensions) and ``mmd`` (mean over classes, against fresh draws of
+    p(x | c))."""
+    x = x.double().reshape(len(x), -1)
+    labels = labels.long()
+    each = outcomes(mixture, x, labels, guide)
+    out = {"bayes_accuracy": 100.0 * float(each["bayes"].mean())}
+    if guide is not None:
+        out["guide_accuracy"] = 100.0 * float(each["guide"].mean())
+        out["gap"] = out["guide_accuracy"] - out["bayes_accuracy"]
+    out["log_density"] = float(each["log_density"].mean())
+    out["off_support"] = float(each["off_support"].mean())
+    out["mode_coverage"] = mode_coverage(mixture, labels.numpy(), each["component"], min_share)
+    w2s, mmds = [], []
+    generator = torch.Generator().manual_seed(0)
+    support = mixture.support
+    bandwidth = 2 * float(mixture.variances[:, support].sqrt().mean())
+    for c in labels.unique().tolist():
+        mine = labels == c
         mean, cov = mixture.class_moments(c)
         w2s.append(gaussian_w2(x[mine][:, support], mean[support], cov[support][:, support]))
         reference, _ = mixture.sample(torch.full((int(mine.sum()),), c), generator)
-        mmds.append(mmd(x[mine][:, support], reference[:, support], bandwidth=float(mixture.variances[:, support]
-                                                                                   .sqrt().mean()) * 2))
-    out.update(mode_coverage=100.0 * float(np.mean(covered)), w2=float(np.mean(w2s)), mmd=float(np.mean(mmds)))
+        mmds.append(mmd(x[mine][:, support], reference[:, support], bandwidth))
+    out.update(w2=float(np.mean(w2s)), mmd=float(np.mean(mmds)))
     return out
