@@ -1,6 +1,7 @@
 # make demo:          install, then run the main job (ProG) on the shipped digit models (2-core CPU, < 1 min)
 # make test:          install with the test extras, then run the test suite
 # make digits-models: retrain every shipped digit model with the project's own training scripts
+# make fashion-models: train the Fashion-MNIST models (~7.5 h on 2 cores; resumable: run it again to continue)
 # make train-demo:    train a tiny model and classifier on a generated toy set, then sample with guidance
 PYTHON ?= python3
 DEMO ?= demo_out
@@ -10,7 +11,7 @@ TOY_FLAGS := --image_size 16 --num_channels 32 --num_res_blocks 1 --channel_mult
 TOY_CLASSIFIER_FLAGS := --classifier_width 32 --classifier_depth 1 --classifier_channel_mult 1,2 \
              --classifier_attention_resolutions 8 --num_classes 3
 
-.PHONY: install install-dev test lint demo digits-models train-demo clean
+.PHONY: install install-dev test lint demo digits-models fashion-models train-demo clean
 
 install:
 	$(PYTHON) -m pip install -q -e .
@@ -30,6 +31,9 @@ demo: install
 
 digits-models: install-dev
 	$(PYTHON) scripts/train_digits_models.py --jobs 2
+
+fashion-models: install-dev
+	$(PYTHON) scripts/train_fashion_models.py --jobs 2
 
 train-demo: install
 	$(PYTHON) scripts/make_toy_dataset.py --out_dir $(DEMO)/data --num_images 300 --image_size 16

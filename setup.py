@@ -11,7 +11,9 @@ setup(
     packages=[*find_packages(include=["guided_diffusion", "guided_diffusion.*"]),
               "guided_diffusion.class_descriptions"],
     package_dir={"guided_diffusion.class_descriptions": "class_descriptions"},
-    package_data={"guided_diffusion": ["models/*/*.pt", "models/*/*.json"],
+    # testbeds/data: the held-out Fashion-MNIST subset the tests read without the dataset, its manifest, licence
+    package_data={"guided_diffusion": ["models/*/*.pt", "models/*/*.json",
+                                       "testbeds/data/*.npz", "testbeds/data/*.json", "testbeds/data/*.txt"],
                   "guided_diffusion.class_descriptions": ["*.json", "*.npz"]},
     python_requires=">=3.10",
     install_requires=[

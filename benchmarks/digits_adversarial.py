@@ -1,7 +1,7 @@
 """The paper's central claim, where it can show: guidance by a weak classifier builds adversarial samples
 (the guide accepts them, independent classifiers do not); does ProG remove them? (Table 2, Figure 3)
 
-    python benchmarks/digits_adversarial.py --quick      # 2 CPU cores, about 17 minutes (1 core: 30)
+    python benchmarks/digits_adversarial.py --quick      # 1 core: 27 minutes (2 cores, no intervals: 17)
     python benchmarks/digits_adversarial.py              # more samples, steps and scales: a GPU
     python benchmarks/digits_adversarial.py --quick --out /tmp/rerun && \\
       python benchmarks/compare_digits.py results/digits/adversarial/results.json /tmp/rerun/results.json
@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from guided_diffusion.evaluation.robustness import fooled
-from guided_diffusion.experiments.harness import Config, summary
+from guided_diffusion.experiments import paired
+from guided_diffusion.experiments.harness import Config, Lab, summary
 from guided_diffusion.experiments.report import fmt, lab_parser, save_figure, subplots, sweep_lab, table, write_json
 from guided_diffusion.sampling.figures import trajectory_figure
 from guided_diffusion.testbeds.digits import DIGITS
@@ -68,6 +69,23 @@ def config(guidance: str, scale: float, classifier: str, best: str) -> Config:
 def matched(sweep: dict[float, dict], other: dict[float, dict]) -> list[tuple[float, float]]:
     """For each scale of ``sweep``, the scale of ``other`` whose mean FID is closest."""
     return [(s, min(other, key=lambda o: abs(other[o]["fid"][0] - sweep[s]["fid"][0]))) for s in sweep]
+
+
+def intervals(lab: Lab, seeds: list[int], weak: str, best: str, scales: list[float], worst: float,
+              draws: int) -> dict:
+    """Guided by ``weak``: each guidance minus vanilla at scale ``worst``, and ProG's sweep at each vanilla
+    scale's FID minus that vanilla run, as paired differences with 95 % intervals."""
+    chosen = paired.scores(lab, guided=True)
+
+    def pooled(guidance: str, scale: float) -> dict:
+        return lab.pooled(config(guidance, scale, weak, best), seeds)
+
+    same_scale = {g: paired.compare(pooled(g, worst), pooled("vanilla", worst), chosen, draws)
+                  for g in GUIDANCES if g != "vanilla"}
+    per_sample = {k: chosen[k] for k in ("robustness", "gap", "precision")}
+    at_fid = {f"{s:g}": paired.at_matched([pooled("prog", t) for t in scales], pooled("vanilla", s), chosen["fid"],
+                                           per_sample, draws) for s in scales}
+    return {"same_scale": same_scale, "matched_fid": at_fid}
 
 
 def plots(results: dict, out: Path) -> None:
@@ -163,11 +181,14 @@ def main() -> None:
             keep = lab.verdicts(run["images"], args.weak)
             figure3 += (f"| {NAMES[guidance]} | guide reads {keep['guide_top1'][0]}, bank members read "
                         f"{', '.join(str(v) for v in keep['bank_top1'][:, 0])} (label {run['labels'][0]}) |\n")
+    print("Paired intervals", flush=True)
+    found = intervals(lab, seeds, args.weak, best, scales, worst, args.draws)
     elapsed = time.perf_counter() - started
 
     plots(results, out)
     command = "python benchmarks/digits_adversarial.py " + " ".join(sys.argv[1:])
-    raw = lab.raw(command, elapsed, seeds=seeds, best_relevance=best, scales=scales)
+    raw = lab.raw(command, elapsed, seeds=seeds, best_relevance=best, scales=scales, draws=args.draws,
+                  intervals=found)
     write_json(out / "results.json", raw)
     (out / "README.md").write_text(report(results, args.weak, scales, best, worst, indices, figure3, command, raw,
                                           num_samples, steps, seeds, elapsed))
@@ -185,20 +206,25 @@ def report(results, weak_name, scales, best, worst, indices, figure3, command, r
         pair_rows += [(f"vanilla, s={vanilla_scale:g}", weak["vanilla"][vanilla_scale]),
                       (f"ProG, s={prog_scale:g} (closest FID)", weak["prog"][prog_scale])]
     v, p = weak["vanilla"][worst], weak["prog"][worst]
-    lower = p["gap"][0] + p["gap"][1] < v["gap"][0] - v["gap"][1]
-    higher = p["gap"][0] - p["gap"][1] > v["gap"][0] + v["gap"][1]
-    matched_lines = []
-    for vanilla_scale, prog_scale in pairs:
-        a, b = weak["vanilla"][vanilla_scale], weak["prog"][prog_scale]
-        matched_lines.append(f"vanilla s={vanilla_scale:g} (FID {fmt(a['fid'])}, robustness {fmt(a['robustness'], 1)}, "
-                             f"gap {fmt(a['gap'], 1)}) against ProG s={prog_scale:g} (FID {fmt(b['fid'])}, robustness "
-                             f"{fmt(b['robustness'], 1)}, gap {fmt(b['gap'], 1)})")
+    found, text = raw["intervals"], paired.interval_text
+    prog = found["same_scale"]["prog"]
+    matched_lines = [f"vanilla s={scale}: robustness {text(r['robustness'], 1)}, gap {text(r['gap'], 1)}"
+                     + (f" (reached in {100 * r['reached']:.0f} % of resamples)" if r["reached"] < 1 else "")
+                     if np.isfinite(r["robustness"]["estimate"]) else f"vanilla s={scale}: ProG's sweep does not reach "
+                     "its FID" for scale, r in found["matched_fid"].items()]
     shipped_gap = max(shipped["vanilla"][s]["gap"][0] for s in scales)
-    others = ", ".join(f"{NAMES[g]} {fmt(weak[g][worst]['gap'], 1)}" for g in weak if g not in ("vanilla", "prog"))
+    others = ", ".join(f"{NAMES[g]} {text(r['gap'], 1)}" for g, r in found["same_scale"].items() if g != "prog")
     regime = ("The adversarial regime exists here (a gap of 10 points or more)." if v["gap"][0] >= 10 else
               "No adversarial regime here (no gap of 10 points).")
-    verdict = ("lower than vanilla's beyond the spread of both" if lower else
-               "higher than vanilla's beyond the spread of both" if higher else "within the spread of vanilla's")
+    verdict = ("lower than vanilla's" if prog["gap"]["high"] < 0 else "higher than vanilla's" if prog["gap"]["low"] > 0
+               else "not measurably different from vanilla's (the interval contains 0)")
+    same_scale_rows = "\n".join(
+        f"| {NAMES[g]} | {text(r['fid'])} | {text(r['precision'], 3)} | {text(r['robustness'], 1)} | "
+        f"{text(r['gap'], 1)} | {paired.mcnemar_text(r['mcnemar'])} |"
+        for g, r in found["same_scale"].items())
+    matched_rows = "\n".join(
+        f"| vanilla, s={scale} | {text(r['robustness'], 1)} | {text(r['gap'], 1)} | {text(r['precision'], 3)} | "
+        f"{100 * r['reached']:.0f} % |" for scale, r in found["matched_fid"].items())
     return f"""# Adversarial samples of guidance, in miniature: does ProG remove them?
 
 Generated by `{command}` in {elapsed / 60:.1f} minutes on {raw['machine']} (torch {torch.__version__}).
@@ -218,9 +244,38 @@ results/digits/adversarial/results.json DIR/results.json`.
   {fmt(v['gap'], 1)} points at s={worst:g} (guide {fmt(v['guide_top1'], 1)} %, bank {fmt(v['robustness'], 1)} %);
   guided by the shipped noise-aware `{SHIPPED}`, the largest mean gap over the same scales is {shipped_gap:.1f}.
 - **ProG at the same scale** (s={worst:g}): gap {fmt(p['gap'], 1)}, robustness {fmt(p['robustness'], 1)} %, FID
-  {fmt(p['fid'])} against vanilla's {fmt(v['fid'])}: ProG's gap is {verdict}. The other guidances at that
-  scale: {others}.
-- **At matched FID (Table 2's comparison):** {"; ".join(matched_lines)}.
+  {fmt(p['fid'])} against vanilla's {fmt(v['fid'])}; paired, ProG minus vanilla: gap {text(prog['gap'], 1)},
+  robustness {text(prog['robustness'], 1)}, FID {text(prog['fid'])}: ProG's gap is {verdict}. The other
+  guidances' gap minus vanilla's at that scale: {others}.
+- **At matched FID (Table 2's comparison, ProG minus vanilla, ProG's sweep interpolated to each vanilla run's
+  FID):** {"; ".join(matched_lines)}.
+
+## Paired 95 % intervals
+
+The same runs compared sample by sample: every setting of a seed starts sample i from the same noise and label,
+so the seeds' {len(seeds)} x {num_samples} samples of two settings are paired. Intervals: percentile bootstrap,
+{raw['draws']} resamples of the sample indices within each seed, the same for both arms
+(`guided_diffusion.experiments.paired`). FID: the mean over seeds of each seed's FID; precision, robustness and
+gap: means of per-sample terms. An interval that contains 0 means no difference was measured.
+
+### Minus vanilla guidance at s={worst:g}, guided by `{weak_name}`
+
+McNemar: the samples most of the bank reads as their label only with the guidance / only with vanilla, and the
+exact two-sided p-value.
+
+| guidance | FID | Prec | Robustness (points) | Gap (points) | McNemar (bank majority) |
+|---|---|---|---|---|---|
+{same_scale_rows}
+
+### ProG at vanilla's FID minus vanilla, guided by `{weak_name}`
+
+ProG's sweep ({", ".join(f"{s:g}" for s in scales)}) interpolated linearly to each vanilla run's FID where it
+first reaches it (in scale order); reached: the share of resamples in which it does (the others are left out;
+"not reached": the samples themselves do not reach it).
+
+| vanilla run | Robustness (points) | Gap (points) | Prec | reached |
+|---|---|---|---|---|
+{matched_rows}
 
 ## Gap against scale, robustness against FID
 
@@ -246,6 +301,8 @@ the most bank members read, with how many of them).
 | --- | --- |
 {figure3}
 ## Table 2 at matched FID, guided by `{weak_name}`
+
+Each vanilla scale beside the ProG scale whose mean FID is closest (the intervals above interpolate instead).
 
 {table(pair_rows, COLUMNS)}
 

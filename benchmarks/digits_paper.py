@@ -1,6 +1,6 @@
 """The paper's experiments in miniature, on the shipped digit models (Tables 1, 2, 3, 5, 6 and Figure 4).
 
-    python benchmarks/digits_paper.py --quick      # 2 CPU cores: 24 minutes; 1 core beside other work: 64
+    python benchmarks/digits_paper.py --quick      # 1 core beside other work: 69 minutes (2 cores, no intervals: 24)
     python benchmarks/digits_paper.py              # the full run (a GPU)
 
 Samples with the main job through the experiment harness (guided_diffusion.experiments; sample i of a
@@ -8,8 +8,9 @@ seed is class i mod 10, with its own noise), scores with the evaluator's code on
 feature network (digits/features: FID, sFID, IS, precision, recall, density, coverage,
 per-class recall, against the 1,497 training images) and the robustness bank (digits/bank1-5:
 mean top-1 accuracy against the conditioning labels), and reports mean and standard deviation
-over the seeds. Writes results/digits/README.md (tables, plots, command, machine, time) and
-results/digits/results.json (every run's numbers).
+over the seeds; ProG's comparisons also as paired differences with 95 % bootstrap intervals over the
+seeds' pooled samples (guided_diffusion.experiments.paired). Writes results/digits/README.md (tables,
+plots, command, machine, time) and results/digits/results.json (every run's numbers and the intervals).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from guided_diffusion.experiments.harness import Config, summary
+from guided_diffusion.experiments import paired
+from guided_diffusion.experiments.harness import Config, Lab, summary
 from guided_diffusion.experiments.report import lab_parser, save_figure, subplots, sweep_lab, table, write_json
 from guided_diffusion.testbeds.digits import DIGITS
 
@@ -38,6 +40,61 @@ def matched_pairs(sweep: dict[str, dict[float, dict]]) -> list[dict]:
         pairs.append({"vanilla_scale": scale, "prog_scale": prog_scale, "vanilla": vanilla,
                       "prog": sweep["prog"][prog_scale]})
     return pairs
+
+
+def intervals(lab: Lab, seeds: list[int], table1: list[tuple[Config, Config]], scales: list[float],
+              draws: int) -> dict:
+    """Table 1's pairs (ProG minus its baseline) and, for each model, ProG's sweep at each vanilla scale's
+    FID minus that vanilla run (Table 2), as paired differences with 95 % intervals."""
+    chosen = paired.scores(lab)
+    rows = {f"{b.label()} - {a.label()}": paired.compare(lab.pooled(b, seeds), lab.pooled(a, seeds), chosen, draws)
+            for a, b in table1}
+    per_sample = {k: chosen[k] for k in ("robustness", "precision")}
+    matched = {model: {f"{s:g}": paired.at_matched([lab.pooled(Config(model, "prog", t), seeds) for t in scales],
+                                                   lab.pooled(Config(model, "vanilla", s), seeds), chosen["fid"],
+                                                   per_sample, draws)
+                       for s in scales} for model in ("adm", "cadm")}
+    return {"table1": rows, "table2": matched}
+
+
+def intervals_section(found: dict, draws: int, samples: str, scales: list[float]) -> str:
+    text = paired.interval_text
+    table1 = "\n".join(
+        f"| {name} | {text(r['fid'], 3)} | {text(r['precision'], 3)} | {text(r['robustness'], 1)} | "
+        f"{paired.mcnemar_text(r['mcnemar'])} |"
+        for name, r in found["table1"].items())
+    table2 = "\n".join(
+        f"| {model.upper()}-G, s={scale} | {text(r['robustness'], 1)} | {text(r['precision'], 3)} | "
+        f"{100 * r['reached']:.0f} % |" for model, rows in found["table2"].items() for scale, r in rows.items())
+    sweep = ", ".join(f"{s:g}" for s in scales)
+    return f"""## Paired 95 % intervals
+
+The same runs, compared sample by sample: every setting of a seed starts sample i from the same noise and
+label, so the seeds' {samples} samples of two settings are paired. Intervals: percentile bootstrap, {draws}
+resamples of the sample indices within each seed, the same indices for both arms
+(`guided_diffusion.experiments.paired`). FID: the mean over seeds of each seed's FID, as above; precision and
+robustness: means of per-sample terms; recall is not compared (its k-NN radii among the samples collapse on a
+resample's duplicates). An interval that contains 0 means no difference was measured.
+
+### Table 1: ProG minus its baseline at the same scale
+
+McNemar: the samples most of the bank reads as their label only with ProG / only without it, and the exact
+two-sided p-value.
+
+| comparison | FID | Prec | Robustness (points) | McNemar (bank majority) |
+|---|---|---|---|---|
+{table1}
+
+### Table 2: ProG at vanilla's FID minus vanilla
+
+For each vanilla scale, ProG's sweep ({sweep}) interpolated linearly to that run's FID where it first
+reaches it (in scale order), minus the vanilla run; reached: the share of resamples in which ProG's sweep
+reaches that FID (the others are left out; "not reached": the samples themselves do not reach it).
+
+| vanilla run | Robustness (points) | Prec | reached |
+|---|---|---|---|
+{table2}
+"""
 
 
 def figure4(sweeps: dict[str, dict[str, dict[float, dict]]], path: Path) -> None:
@@ -103,13 +160,18 @@ def main() -> None:
                   ("LS without schedule (eps 0.1, gamma 0)", replace(adm_prog, guidance="ls")),
                   ("vanilla (one-hot)", adm_g)]
     t6 = [(name, summary(lab, c, seeds)) for name, c in t6_configs]
+
+    print("Paired intervals", flush=True)
+    eds = replace(cadm_g, guidance="eds")
+    found = intervals(lab, seeds, [(adm_g, adm_prog), (cadm_g, cadm_prog), (eds, replace(eds, guidance="prog_eds"))],
+                      scales, args.draws)
     elapsed = time.perf_counter() - started
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     figure4(sweeps, out / "figure4.png")
     command = "python benchmarks/digits_paper.py " + " ".join(sys.argv[1:])
-    raw = lab.raw(command, elapsed, seeds=seeds)
+    raw = lab.raw(command, elapsed, seeds=seeds, draws=args.draws, intervals=found)
     machine = raw["machine"]
     write_json(out / "results.json", raw)
     t2_rows = [(f"CADM-G, s={main_pair['vanilla_scale']:g}", main_pair["vanilla"]),
@@ -149,6 +211,7 @@ All pairs: {", ".join(f"vanilla s={p['vanilla_scale']:g} (FID {p['vanilla']['fid
                       f"{p['vanilla']['robustness'][0]:.1f}) vs ProG s={p['prog_scale']:g} (FID "
                       f"{p['prog']['fid'][0]:.2f}, robustness {p['prog']['robustness'][0]:.1f})" for p in pairs)}.
 
+{intervals_section(found, args.draws, f"{len(seeds)} x {num_samples}", scales)}
 ## Figure 4: FID and recall against the guidance scale
 
 ![Figure 4](figure4.png)

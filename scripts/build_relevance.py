@@ -78,7 +78,7 @@ def create_argparser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="the .npz to write")
     parser.add_argument("--source", choices=("descriptions", "confusion"), default="descriptions")
-    parser.add_argument("--label_set", choices=("imagenet1k", "cifar10", "digits"), default=None,
+    parser.add_argument("--label_set", choices=("imagenet1k", "cifar10", "digits", "fashion"), default=None,
                         help="use class_descriptions/<label_set>.json")
     parser.add_argument("--descriptions", default=None, help="a descriptions JSON of your own")
     parser.add_argument("--encoder", default=rel.DEFAULT_ENCODER,

@@ -1,9 +1,15 @@
-"""Train a noise-aware ImageNet-style classifier on noised images (for classifier guidance)."""
+"""Train a noise-aware ImageNet-style classifier on noised images (for classifier guidance).
+
+``--classifier_arch`` (default ``adm``, ADM's encoder from the ``--classifier_*`` flags) may instead name a
+torchvision architecture adapted to small images (guided_diffusion.evaluation.clean_classifiers: resnet18,
+densenet, squeezenet, mobilenet_v2, vgg), trained with ``--noised False`` as an evaluation-only classifier.
+"""
 
 import argparse
 
 from guided_diffusion import dist_util, logger
 from guided_diffusion.cli import run_main
+from guided_diffusion.evaluation.clean_classifiers import ADM, build_classifier
 from guided_diffusion.image_datasets import load_data
 from guided_diffusion.resample import create_named_schedule_sampler
 from guided_diffusion.script_util import (
@@ -11,6 +17,8 @@ from guided_diffusion.script_util import (
     args_to_dict,
     classifier_and_diffusion_defaults,
     create_classifier_and_diffusion,
+    create_gaussian_diffusion,
+    diffusion_defaults,
     seed_all,
 )
 from guided_diffusion.train_util import ClassifierTrainLoop
@@ -24,9 +32,14 @@ def main() -> None:
     seed_all(args.seed + dist_util.get_rank())
 
     logger.log("creating model and diffusion...")
-    model, diffusion = create_classifier_and_diffusion(
-        **args_to_dict(args, classifier_and_diffusion_defaults().keys())
-    )
+    if args.classifier_arch == ADM:
+        model, diffusion = create_classifier_and_diffusion(
+            **args_to_dict(args, classifier_and_diffusion_defaults().keys())
+        )
+    else:  # a torchvision architecture; the diffusion only noises the inputs (with --noised True)
+        model = build_classifier(vars(args))
+        flags = args_to_dict(args, diffusion_defaults().keys())
+        diffusion = create_gaussian_diffusion(steps=flags.pop("diffusion_steps"), **flags)
     model.to(dist_util.dev())
     schedule_sampler = create_named_schedule_sampler(args.schedule_sampler, diffusion)
 
@@ -90,6 +103,7 @@ def create_argparser() -> argparse.ArgumentParser:
         "seed": 0,
         "random_crop": True,
         "random_flip": True,
+        "classifier_arch": ADM,
     }
     defaults.update(classifier_and_diffusion_defaults())
     parser = argparse.ArgumentParser(description=__doc__)

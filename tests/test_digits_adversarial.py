@@ -7,7 +7,8 @@ from fixtures_background import background
 
 RUN = background(__file__, "test_every_output_is_written",
                  [sys.executable, "benchmarks/digits_adversarial.py", "--num_samples", "40", "--steps", "2", "--seeds",
-                  "1", "--scales", "1,64", "--reference_per_class", "10", "--out", "{out}"], seconds=25, timeout=900)
+                  "1", "--scales", "1,64", "--reference_per_class", "10", "--draws", "20", "--out", "{out}"],
+                 seconds=25, timeout=900)
 
 
 def test_every_output_is_written(request):

@@ -1,9 +1,15 @@
-"""guided_diffusion.experiments.harness: settings, the main job on a testbed's networks, the run cache."""
+"""guided_diffusion.experiments.harness: settings, the main job on a testbed's networks, the run cache, the
+per-sample outcomes."""
 
 import json
 from dataclasses import asdict
 
-from guided_diffusion.experiments.harness import Config, Lab
+import numpy as np
+import pytest
+
+from guided_diffusion.evaluation import metrics
+from guided_diffusion.experiments import paired
+from guided_diffusion.experiments.harness import OUTCOMES, Config, Lab
 
 
 def test_reuse_takes_only_the_named_samplers_and_precisions_runs(tmp_path):
@@ -20,3 +26,40 @@ def test_reuse_takes_only_the_named_samplers_and_precisions_runs(tmp_path):
     lab.cache = {}
     assert lab.reuse(earlier, ("ddpm", "dpmpp_2m"), ("fp32",)) == 2
     assert set(lab.cache) == {(ddpm, 1), (solver, 1)}
+
+
+class Fixed:
+    """A stand-in network whose ``extract`` returns fixed outputs, whatever the images."""
+
+    def __init__(self, **outputs):
+        self.outputs = outputs
+
+    def extract(self, images):
+        return self.outputs
+
+
+def test_per_sample_outcomes_give_back_the_runs_scores():
+    rng = np.random.default_rng(0)
+    n, dim, classes = 60, 6, 3
+    labels = np.arange(n) % classes
+    lab = Lab.__new__(Lab)  # evaluate reads only the networks' outputs and the reference: stand-ins
+    lab.reference = {"pool": rng.normal(size=(300, dim)).astype(np.float32)}
+    lab.train_labels = np.arange(300) % classes
+    lab.reference_stats = {k: metrics.feature_statistics(lab.reference["pool"]) for k in ("pool", "spatial")}
+    lab.reference_radii = metrics.manifold_radii(lab.reference["pool"], 3)
+    pool = (rng.normal(size=(n, dim)) + 0.3).astype(np.float32)
+    lab.features = Fixed(pool=pool, spatial=pool, softmax=rng.dirichlet(np.ones(classes), n))
+    lab.bank = Fixed(**{f"b{k}": np.where(rng.random((n, 1)) < 0.7, labels[:, None], (labels[:, None] + 1) % classes)
+                        for k in range(5)})
+    guide = np.where(rng.random(n) < 0.9, labels, (labels + 1) % classes)
+    lab._extractors = {"guide": Fixed(logits=np.eye(classes)[guide])}
+    config = Config("adm", "vanilla", 2.0, classifier="guide")
+    lab.outcomes = {(config, 0): {}}
+    scores = lab.evaluate(np.zeros((n, 8, 8, 3)), labels, "guide", outcomes=lab.outcomes[(config, 0)])
+    pooled = lab.pooled(config, [0])
+    everything = np.arange(n)
+    assert sorted(pooled) == sorted((*OUTCOMES, "seed"))
+    assert paired.robustness(pooled, everything) == pytest.approx(scores["robustness"])
+    assert paired.gap(pooled, everything) == pytest.approx(scores["gap"])
+    assert paired.precision(pooled, everything) == pytest.approx(scores["precision"])
+    assert paired.fid(lab.reference_stats["pool"])(pooled, everything) == pytest.approx(scores["fid"])

@@ -1,4 +1,4 @@
-"""setup.py: an installed (non-editable) copy carries the shipped models and class descriptions."""
+"""setup.py: an installed (non-editable) copy carries the shipped models, class descriptions and data."""
 
 import shutil
 import subprocess
@@ -25,9 +25,12 @@ def test_installed_copy_finds_shipped_data(tmp_path):
              "print(guided_diffusion.__file__)\n"
              "print(len(load_descriptions(CLASS_DESCRIPTIONS_DIR / 'imagenet1k.json')))\n"
              "print(load_relevance(shipped_relevance('digits')).shape)\n"
-             "print(' '.join(shipped_names()))\n")
+             "print(' '.join(shipped_names()))\n"
+             "from guided_diffusion.testbeds.fashion import load_subset\n"
+             "print(load_subset()[0].shape)\n")
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path,
                          env={"PYTHONPATH": str(tmp_path / "site"), "PATH": ""}).stdout.splitlines()
     assert out[0].startswith(str(tmp_path / "site"))  # the installed copy, not the checkout
     assert out[1:3] == ["1000", "(10, 10)"]
     assert {"digits/adm", "digits/cadm", "digits/classifier"} <= set(out[3].split())
+    assert out[4] == "(2000, 28, 28, 3)"

@@ -156,7 +156,8 @@ def test_load_errors_say_what_is_wrong(tmp_path):
 # ------------------------------------------------------------ shipped data
 
 
-@pytest.mark.parametrize("label_set,size", [("imagenet1k", 1000), ("cifar10", 10), ("digits", 10)])
+@pytest.mark.parametrize("label_set,size", [("imagenet1k", 1000), ("cifar10", 10), ("digits", 10),
+                                            ("fashion", 10)])
 def test_shipped_matrix_was_built_from_the_descriptions_beside_it(label_set, size):
     entries = rel.load_descriptions(rel.CLASS_DESCRIPTIONS_DIR / f"{label_set}.json")
     assert len(entries) == size
@@ -168,7 +169,7 @@ def test_shipped_matrix_was_built_from_the_descriptions_beside_it(label_set, siz
         assert str(npz["encoder"]) == "sentence-transformers:all-MiniLM-L6-v2" and str(npz["shaping"]) == "paper"
 
 
-@pytest.mark.parametrize("label_set", ["cifar10", "digits"])
+@pytest.mark.parametrize("label_set", ["cifar10", "digits", "fashion"])
 def test_shipped_small_matrices_rebuild_exactly(minilm, label_set):
     entries = rel.load_descriptions(rel.CLASS_DESCRIPTIONS_DIR / f"{label_set}.json")
     rebuilt = rel.relevance_from_descriptions(entries, minilm).astype(np.float32)
@@ -185,7 +186,7 @@ def test_imagenet_descriptions_follow_torchvision_order():
     assert wnids[0] == "n01440764" and wnids[999] == "n15075141"
 
 
-@pytest.mark.parametrize("label_set", ["imagenet1k", "cifar10", "digits"])
+@pytest.mark.parametrize("label_set", ["imagenet1k", "cifar10", "digits", "fashion"])
 def test_every_description_is_two_or_three_sentences(label_set):
     entries = json.loads((rel.CLASS_DESCRIPTIONS_DIR / f"{label_set}.json").read_text())
     for e in entries:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from guided_diffusion.experiments.statistics import (
+    crossing,
     difference_of_proportions,
     interpolate,
     matched_difference,
@@ -63,3 +64,24 @@ def test_matched_difference_compares_at_the_same_level_not_the_nearest_point():
 
     interval = matched_difference(sweep_a, sweep_b, mean_of("fidelity"), mean_of("diversity"), 75.0, num_draws=100)
     assert interval.estimate == pytest.approx(-5.0, abs=0.01) and interval.high < 0
+
+
+def test_crossing_takes_the_first_segment_that_reaches_the_level():
+    assert crossing([1.0, 2.0, 4.0], [10.0, 20.0, 40.0], 3.0) == pytest.approx(30.0)
+    # a turn before the level: interpolate stops at it, crossing goes on to the segment that reaches it
+    assert np.isnan(interpolate([0.85, 0.97, 0.23, 0.07], [30.0, 62.0, 89.0, 98.0], 0.09))
+    assert crossing([0.85, 0.97, 0.23, 0.07], [30.0, 62.0, 89.0, 98.0], 0.09) == pytest.approx(89 + 9 * 14 / 16)
+    assert crossing([1.0, 3.0, 1.0], [0.0, 2.0, 4.0], 2.0) == pytest.approx(1.0)  # the first of two crossings
+    assert np.isnan(crossing([1.0, 2.0], [1.0, 2.0], 5.0))
+
+
+def test_a_stratified_bootstrap_resamples_each_stratum_to_its_size():
+    strata = np.repeat([0, 1, 2], [5, 10, 20])
+    counts = []
+
+    def statistic(indices: np.ndarray) -> float:
+        counts.append(np.bincount(strata[indices], minlength=3).tolist())
+        return float(indices.mean())
+
+    paired_bootstrap(statistic, len(strata), 50, strata=strata)
+    assert all(c == [5, 10, 20] for c in counts)

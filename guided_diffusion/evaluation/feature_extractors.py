@@ -36,6 +36,7 @@ from torch import nn
 
 from .. import script_util
 from ..checkpoints import load_checkpoint, resolve
+from .clean_classifiers import build_classifier
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = (
@@ -275,15 +276,15 @@ def load_classifier(path: str | os.PathLike) -> tuple[nn.Module, int]:
     ``X.json`` holds ``{"flags": {...}}`` with ``classifier_defaults()``-style
     keys (``image_size``, ``classifier_width``, ...; also ``num_classes``,
     ``classifier_channel_mult`` where supported); missing keys take the
-    defaults; a shipped model's name (``digits/features``) works too. The model
+    defaults; a shipped model's name (``digits/features``) works too. A
+    ``classifier_arch`` flag names a torchvision architecture of
+    :mod:`.clean_classifiers` instead of ADM's encoder. The model
     runs in float32 (``classifier_use_fp16`` is ignored).
     The weights are loaded with :func:`guided_diffusion.checkpoints.load_checkpoint`
     (``weights_only``; a :class:`~guided_diffusion.checkpoints.CheckpointError`
     for a missing ``X.pt`` or one that does not fit the flags). Returns the
     model and its image size.
     """
-    import inspect
-
     path = Path(resolve(str(path)))
     flags_path = path.with_suffix(".json")
     if not flags_path.is_file():
@@ -291,10 +292,8 @@ def load_classifier(path: str | os.PathLike) -> tuple[nn.Module, int]:
     info = json.loads(flags_path.read_text())
     if info.get("kind", "classifier") != "classifier":
         raise ValueError(f"{info.get('name', path)} is a {info['kind']} model, not a classifier")
-    flags = {**script_util.classifier_defaults(), **info["flags"]}
-    flags["classifier_use_fp16"] = False
-    accepted = inspect.signature(script_util.create_classifier).parameters
-    model = script_util.create_classifier(**{k: v for k, v in flags.items() if k in accepted})
+    flags = {**script_util.classifier_defaults(), **info["flags"], "classifier_use_fp16": False}
+    model = build_classifier(flags)
     load_checkpoint(model, str(path), "classifier checkpoint")
     return model, int(flags["image_size"])
 

@@ -2,7 +2,9 @@
 
 Diffusion models: the noise-prediction error on held-out images; classifiers:
 top-1 accuracy on clean and noised images; and the main job's channel gap
-(a colour cast check) for a diffusion model run with no other flag.
+(a colour cast check) for a diffusion model run with no other flag. For the
+Fashion-MNIST models also the FID of unguided samples against the test set,
+beside its floor, and a grid of samples per class (:func:`unguided_quality`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..sampling.figures import image_grid
 from ..sampling.job import MainJob, job_args
-from .metrics import channel_gap
+from .feature_extractors import FeatureExtractor
+from .metrics import channel_gap, feature_statistics, frechet_distance
 
 EVAL_TIMESTEPS = (0, 100, 250, 500, 750, 999)  # where held-out metrics are taken
 
@@ -79,3 +83,41 @@ def held_out_metrics(kind: str, net: nn.Module, diffusion, images: np.ndarray, l
     if noised:
         metrics.update({f"accuracy_t{t}": accuracy(net, diffusion, x, y, t) for t in EVAL_TIMESTEPS if t})
     return metrics
+
+
+def _features(extractor: FeatureExtractor, images: np.ndarray, batch_size: int = 500) -> dict[str, np.ndarray]:
+    parts = [extractor.extract(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in ("pool", "logits")}
+
+
+@torch.no_grad()
+def unguided_quality(model: nn.Module, info: dict, features: FeatureExtractor, test_images: np.ndarray,
+                     train_images: np.ndarray, num_samples: int = 1000, batch_size: int = 100,
+                     per_class: int = 8) -> tuple[dict, np.ndarray]:
+    """FID, in the space of ``features`` (its ``pool``), of ``num_samples`` unguided samples of a diffusion model
+    (``info``: its manifest; the main job with ``--guidance none``, balanced classes for a class-conditional
+    model) against ``test_images``, beside its floor: the FID of as many training images (a fixed draw) against
+    the same test images, what a model that reproduces the training set scores with this many samples. Returns
+    the metrics and a grid of ``per_class`` samples per row, one row per class (a class-conditional model's
+    labels; an unconditional model's samples as ``features`` classifies them, rows padded with blanks)."""
+    args = job_args(["--model_path", info["name"], "--guidance", "none", "--classes", "balanced"],
+                    model_manifest=info, num_samples=num_samples, batch_size=batch_size)
+    out = MainJob(args, device=torch.device("cpu"), model=model.float().eval()).load().sample()
+    sampled = _features(features, out["images"])
+    reference = feature_statistics(_features(features, test_images)["pool"])
+    rng = np.random.default_rng(0)
+    floor = train_images[np.sort(rng.choice(len(train_images), num_samples, replace=False))]
+    labels = out["labels"] if args.class_cond else sampled["logits"].argmax(axis=1)
+    classes = int(args.num_classes)
+    blank = np.full_like(out["images"][:1], 255)
+    rows = []
+    for c in range(classes):
+        chosen = out["images"][labels == c][:per_class]
+        rows += [chosen, *([blank] * (per_class - len(chosen)))]
+    metrics = {"fid_vs_test": frechet_distance(*feature_statistics(sampled["pool"]), *reference),
+               "fid_floor_train_vs_test": frechet_distance(*feature_statistics(_features(features, floor)["pool"]),
+                                                           *reference),
+               "samples": num_samples, "test_images": len(test_images),
+               "sampling": f"main job, --guidance none, {args.timestep_respacing} steps, seed {args.seed}",
+               "grid_rows": "labels" if args.class_cond else "classified by the feature network"}
+    return metrics, image_grid(np.concatenate(rows), nrow=per_class)

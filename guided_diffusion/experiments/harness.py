@@ -7,7 +7,8 @@ i mod C, with its own noise) and scores it with the evaluator's code on the test
 (FID, sFID, IS, precision, recall, density, coverage, per-class recall, against the testbed's reference
 images), its robustness bank (mean top-1 accuracy against the conditioning labels) and, for classifier
 guidance, the guidance classifier's own top-1 on the final samples and the gap to the bank
-(evaluations/robustness.py --guide). Networks are loaded once; runs are cached by setting and seed.
+(evaluations/robustness.py --guide). Networks are loaded once; runs are cached by setting and seed, each with
+its per-sample outcomes (:data:`OUTCOMES`, for the paired statistics of :mod:`.paired`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ from ..testbeds.testbed import Testbed
 METRICS = ("fid", "sfid", "inception_score", "precision", "recall", "density", "coverage", "per_class_recall",
            "robustness")
 GUIDE_METRICS = ("guide_top1", "gap", "fooled_fraction")
+# per sample: its label, its pooled features (FID's), inside the reference manifold (precision's term), each bank
+# member's top-1 correct ([N, members]) and, for classifier guidance, the guide's top-1 correct
+OUTCOMES = ("labels", "pool", "in_reference", "bank_correct", "guide_correct")
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,12 @@ class Lab:
         self.train_images, self.train_labels = testbed.reference()
         self.reference = self.features.extract(self.train_images)
         self.reference_stats = {k: metrics.feature_statistics(self.reference[k]) for k in ("pool", "spatial")}
+        self.reference_radii = metrics.manifold_radii(self.reference["pool"], 3)
         self._relevance: dict[str, np.ndarray] = {}
         self._encoder = None  # the MiniLM text encoder, loaded on first use
         self.cache: dict[tuple, dict] = {}
         self.kept: dict[tuple, dict[str, np.ndarray]] = {}  # samples and predictions of runs asked to keep them
+        self.outcomes: dict[tuple, dict[str, np.ndarray]] = {}  # per-sample outcomes of every run sampled here
 
     # ------------------------------------------------------------------ models
 
@@ -181,7 +187,9 @@ class Lab:
         return self.job(config, seed).sample(indices, trajectory)
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray, guide: str | None = None,
-                 keep: dict | None = None) -> dict[str, float]:
+                 keep: dict | None = None, outcomes: dict | None = None) -> dict[str, float]:
+        """The scores of ``images``; ``keep`` gets the guide's and the bank's top-1, ``outcomes`` the
+        :data:`OUTCOMES`."""
         features = self.features.extract(images)
         result = {
             "fid": metrics.frechet_distance(*metrics.feature_statistics(features["pool"]),
@@ -196,12 +204,23 @@ class Lab:
                                                               features["pool"], labels, 3)
         bank = self.bank.extract(images)
         result["robustness"] = robustness(bank, labels)["robustness"]
+        if outcomes is not None:
+            outcomes.update(labels=labels, pool=features["pool"], in_reference=self.in_reference(features["pool"]),
+                            bank_correct=(bank_top1(bank) == labels).T)
         if guide:
             ranked = self.guide_ranking(images, guide)
             result.update({k: v for k, v in adversarial_gap(bank, ranked, labels).items() if k in GUIDE_METRICS})
             if keep is not None:
                 keep.update(guide_top1=ranked[:, 0], bank_top1=bank_top1(bank))
+            if outcomes is not None:
+                outcomes["guide_correct"] = ranked[:, 0] == labels
         return {k: float(v) for k, v in result.items()}
+
+    def in_reference(self, pool: np.ndarray) -> np.ndarray:
+        """Per sample: within the k-NN radius (k = 3) of some reference, the term precision averages."""
+        d = metrics.squared_distances(torch.as_tensor(self.reference["pool"], dtype=torch.float32),
+                                      torch.as_tensor(pool, dtype=torch.float32))
+        return (d <= self.reference_radii[:, None]).any(dim=0).numpy()
 
     def guide_ranking(self, images: np.ndarray, guide: str) -> np.ndarray:
         """The guide's top-5 classes on ``images`` (t = 0), best first."""
@@ -221,10 +240,12 @@ class Lab:
             start = time.perf_counter()
             out = self.sample(config, seed)
             kept = {"images": out["images"], "labels": out["labels"]} if keep else None
+            outcomes = {}
             result = self.evaluate(out["images"], out["labels"],
-                                   config.classifier if config.guided_by_classifier else None, kept)
+                                   config.classifier if config.guided_by_classifier else None, kept, outcomes)
             result["seconds"] = time.perf_counter() - start
             self.cache[key] = result
+            self.outcomes[key] = outcomes
             if keep:
                 self.kept[key] = kept
             extra = (f"  guide {result['guide_top1']:5.1f}  gap {result['gap']:+5.1f}" if "gap" in result else "")
@@ -232,6 +253,14 @@ class Lab:
                   f"{config.precision} seed {seed}: FID {result['fid']:7.2f}  recall {result['recall']:.3f}  "
                   f"robustness {result['robustness']:5.1f}{extra}  ({result['seconds']:.0f} s)", flush=True)
         return self.cache[key]
+
+    def pooled(self, config: Config, seeds: list[int]) -> dict[str, np.ndarray]:
+        """The :data:`OUTCOMES` of ``config``'s runs at ``seeds`` (sampled here), concatenated in seed order, with
+        ``seed`` (each sample's seed): sample (seed, index) is paired with the same one of any other setting."""
+        runs = [self.outcomes[(self.resolved(config), s)] for s in seeds]
+        pooled = {k: np.concatenate([r[k] for r in runs]) for k in runs[0]}
+        pooled["seed"] = np.repeat(seeds, [len(r["labels"]) for r in runs])
+        return pooled
 
     def reuse(self, path: Path, samplers: tuple[str, ...], precisions: tuple[str, ...] = ("fp32", "bf16")) -> int:
         """Take the runs of an earlier results.json with one of ``samplers`` and ``precisions`` instead of

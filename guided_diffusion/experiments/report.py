@@ -55,7 +55,7 @@ def save_figure(fig, path: Path, dpi: int = 100) -> None:
 def lab_parser(description: str, out: Path, batch_size: int, quick: tuple[int, int, str] | None = None,
                full: tuple[int, int, str] | None = None) -> argparse.ArgumentParser:
     """The flags every experiment takes: --seeds, --batch_size, --out (default ``out``), --device,
-    --reference_per_class;
+    --reference_per_class, --draws;
     given the (samples, steps, scales) of a quick and a full sweep, also --quick, --num_samples, --steps and
     --scales, whose defaults depend on --quick (:func:`sweep_lab` reads them)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,6 +65,7 @@ def lab_parser(description: str, out: Path, batch_size: int, quick: tuple[int, i
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--reference_per_class", type=int, default=0, help="score against, and build the confusion "
                         "relevance from, only the first N reference images of each class (toy runs); 0: all")
+    parser.add_argument("--draws", type=int, default=1000, help="bootstrap resamples of each paired interval")
     if quick and full:
         parser.add_argument("--quick", action="store_true", help=f"{quick[0]} samples, {quick[1]} steps, scales "
                             f"{quick[2]}: 2 CPU cores")

@@ -37,12 +37,20 @@ def _percentile_interval(estimate: float, draws: np.ndarray, confidence: float) 
 
 
 def paired_bootstrap(statistic: Callable[[np.ndarray], float], n: int, num_draws: int = 1000,
-                     confidence: float = 0.95, seed: int = 0) -> Interval:
+                     confidence: float = 0.95, seed: int = 0, strata: np.ndarray | None = None) -> Interval:
     """``statistic(indices)`` on all ``n`` sample indices, with a percentile interval from ``num_draws``
-    resamplings of the indices (with replacement), the same indices for every arm the statistic reads."""
+    resamplings of the indices (with replacement), the same indices for every arm the statistic reads;
+    with ``strata`` (a label per index, e.g. its seed) each stratum is resampled to its own size."""
     rng = np.random.default_rng(seed)
+    groups = [] if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
+
+    def resample() -> np.ndarray:
+        if strata is None:
+            return rng.integers(0, n, n)
+        return np.concatenate([rng.choice(g, len(g)) for g in groups])
+
     estimate = statistic(np.arange(n))
-    draws = np.array([statistic(rng.integers(0, n, n)) for _ in range(num_draws)])
+    draws = np.array([statistic(resample()) for _ in range(num_draws)])
     return _percentile_interval(estimate, draws, confidence)
 
 
@@ -76,6 +84,15 @@ def interpolate(xs: Sequence[float], ys: Sequence[float], at: float) -> float:
     if not xs[0] <= at <= xs[-1]:
         return float("nan")
     return float(np.interp(at, xs, ys))
+
+
+def crossing(xs: Sequence[float], ys: Sequence[float], at: float) -> float:
+    """``y`` where a sweep (in scale order) first reaches ``x = at``, linear on the segment that crosses it;
+    NaN when no segment does. Unlike :func:`interpolate`, a turn before the crossing does not hide it."""
+    for x0, x1, y0, y1 in zip(xs[:-1], xs[1:], ys[:-1], ys[1:], strict=True):
+        if min(x0, x1) <= at <= max(x0, x1):
+            return float(y0) if x1 == x0 else float(y0 + (y1 - y0) * (at - x0) / (x1 - x0))
+    return float("nan")
 
 
 def _monotone(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

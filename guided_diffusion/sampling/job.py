@@ -61,7 +61,7 @@ def create_argparser() -> argparse.ArgumentParser:
                              "step count; 0: per actual step")
     parser.add_argument("--relevance", default="", help=".npz whose key 'relevance' is a classes x classes matrix "
                         "(default: the shipped matrix of --label_set)")
-    parser.add_argument("--label_set", default="", choices=("", "imagenet1k", "cifar10", "digits"),
+    parser.add_argument("--label_set", default="", choices=("", "imagenet1k", "cifar10", "digits", "fashion"),
                         help="class names and shipped relevance matrix (default: imagenet1k for 1000 classes, "
                              "digits for 10)")
     parser.add_argument("--ls_eps", type=float, default=0.1, help="label smoothing: the mass off the condition")

@@ -38,10 +38,13 @@ class StreamedArray:
     parts: Iterable[np.ndarray]
 
 
-def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray | StreamedArray]) -> None:
-    """Write an uncompressed ``.npz`` of arrays (at least 1-D) atomically: a temporary file, then a rename.
+def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray | StreamedArray],
+              compress: bool = False) -> None:
+    """Write an ``.npz`` of arrays (at least 1-D) atomically: a temporary file, then a rename; uncompressed
+    unless ``compress`` (deflate, as ``np.savez_compressed``).
 
-    Entries carry fixed timestamps and a fixed header format, so equal arrays give equal bytes.
+    Entries carry fixed timestamps and a fixed header format, so equal arrays give equal bytes (compressed: with
+    the same zlib).
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -51,7 +54,9 @@ def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray | Streame
                 if not isinstance(value, StreamedArray):
                     value = np.asarray(value)
                     value = StreamedArray(value.shape, value.dtype, [value])
-                with zf.open(zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_TIME), "w", force_zip64=True) as f:
+                entry = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_TIME)
+                entry.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+                with zf.open(entry, "w", force_zip64=True) as f:
                     _write_streamed(f, value, key)
         os.replace(tmp, path)
     finally:

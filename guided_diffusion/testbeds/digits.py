@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..sampling.shards import write_npz
 from .testbed import Testbed
+from .training import classifier_spec
 
 IMAGE_SIZE = 16
 HELD_OUT = 300
@@ -86,10 +87,11 @@ CLASSIFIER_TRAINING = dict(batch_size=64, lr=1e-3, anneal_lr=True, random_flip=F
                            num_classes=10, image_size=16)
 
 
+TRAINING_DATA = "scikit-learn digits, scripts/prepare_digits.py (16x16, 300 held out, seed 0)"  # in manifests
+
+
 def classifier(iterations: int, seed: int, noised: bool, **arch) -> dict:
-    return dict(script="classifier_train", kind="classifier", steps=iterations,
-                flags={**NOISE, **CLASSIFIER_TRAINING, **arch, "noised": noised, "iterations": iterations,
-                       "save_interval": iterations, "random_crop": not noised, "seed": seed})
+    return classifier_spec(iterations, seed, noised, {**NOISE, **CLASSIFIER_TRAINING}, **arch)
 
 
 GUIDE = dict(classifier_width=32, classifier_depth=2, classifier_channel_mult="1,2,2",

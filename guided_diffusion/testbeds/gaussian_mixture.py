@@ -7,7 +7,8 @@ forward process ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps`` every componen
 :class:`ExactDenoiser` and :class:`ExactClassifier` wrap them as the networks ADM's samplers and the guidance
 family call (images of shape ``(B, d, 1, 1)``, original timestep indices); :class:`ExactClassifier` with a
 ``spurious`` strength is a mis-specified guide: the exact posterior plus a class-specific logit along
-directions in which the data has (almost) no variance, which a sample can satisfy without class features.
+directions that carry no class information (nuisance dimensions, whose distribution every class shares, or
+dimensions in which the data has almost no variance), which a sample can satisfy without class features.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ class GaussianMixture:
     @property
     def dim(self) -> int:
         return self.means.shape[1]
+
+    @property
+    def class_free(self) -> torch.Tensor:
+        """(d,) the support dimensions whose distribution every component shares (nuisance: no class
+        information)."""
+        same = (self.means == self.means[:1]).all(0) & (self.variances == self.variances[:1]).all(0)
+        return self.support & same
 
     def _noisy(self, alpha_bar: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Each component's mean and variance (K, d) at ``abar_t``."""
@@ -128,6 +136,16 @@ class GaussianMixture:
         noise = torch.randn(len(labels), self.dim, dtype=torch.float64, generator=generator)
         return self.means[component] + self.variances[component].sqrt() * noise, component
 
+    def class_total_variance(self, dims: torch.Tensor) -> torch.Tensor:
+        """(C,) the trace of each class's covariance over ``dims`` (a mask): within plus between its components."""
+        cc = self.component_class
+        w = (self.log_weights - self.class_log_prior()[cc]).exp()
+        means = self.means[:, dims]
+        centre = torch.zeros(self.num_classes, means.shape[1], dtype=torch.float64)
+        centre.index_add_(0, cc, w[:, None] * means)
+        spread = self.variances[:, dims].sum(1) + ((means - centre[cc]) ** 2).sum(1)
+        return torch.zeros(self.num_classes, dtype=torch.float64).index_add_(0, cc, w * spread)
+
     def class_moments(self, c: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean (d,) and covariance (d, d) of ``p(x | c)``, or of the data ``p(x)`` without ``c``."""
         mask = torch.ones_like(self.component_class, dtype=torch.bool) if c is None else self.component_class == c
@@ -163,8 +181,8 @@ class ExactDenoiser(nn.Module):
 
 class ExactClassifier(nn.Module):
     """``log p(y | x_t)`` of a mixture as logits, called as ADM's classifier ``(x, t)``; plus, with
-    ``spurious > 0``, ``spurious * <v_y, x_t>`` for a class-specific unit direction ``v_y`` off the data's
-    support (the mis-specified guide; 0: the exact guide)."""
+    ``spurious > 0``, ``spurious * <v_y, x_t>`` for a class-specific unit direction ``v_y`` without class
+    information (:func:`spurious_directions`; the mis-specified guide; 0: the exact guide)."""
 
     def __init__(self, mixture: GaussianMixture, alphas_cumprod: np.ndarray, spurious: float = 0.0,
                  directions: torch.Tensor | None = None):
@@ -185,10 +203,12 @@ class ExactClassifier(nn.Module):
 
 
 def spurious_directions(mixture: GaussianMixture, seed: int = 0) -> torch.Tensor:
-    """One unit direction per class (C, d) within the dimensions off the data's support, spread evenly."""
-    off = (~mixture.support).nonzero().squeeze(1)
+    """One random unit direction per class (C, d) within the nuisance dimensions (``class_free``), or, if
+    the mixture has none, within the dimensions off the data's support."""
+    free = mixture.class_free
+    off = (free if free.any() else ~mixture.support).nonzero().squeeze(1)
     if len(off) == 0:
-        raise ValueError("the mixture has no dimension off its support for a spurious guide")
+        raise ValueError("the mixture has no dimension without class information for a spurious guide")
     generator = torch.Generator().manual_seed(seed)
     directions = torch.zeros(mixture.num_classes, mixture.dim, dtype=torch.float64)
     raw = torch.randn(mixture.num_classes, len(off), dtype=torch.float64, generator=generator)
@@ -199,14 +219,17 @@ def spurious_directions(mixture: GaussianMixture, seed: int = 0) -> torch.Tensor
 @dataclass(frozen=True)
 class Structure:
     """A structured mixture: ``clusters`` groups of ``per_cluster`` classes whose members share their cluster's
-    centre (the paper's dog breeds), each class ``modes`` sub-modes; ``support_dims`` dimensions carry the data,
-    ``null_dims`` almost none (std ``null_std``)."""
+    centre (the paper's dog breeds), each class ``modes`` sub-modes; ``support_dims`` dimensions carry the
+    classes, ``nuisance_dims`` vary (std ``nuisance_std``) the same way in every class, ``null_dims`` hold almost
+    no variance (std ``null_std``)."""
 
     clusters: int = 3
     per_cluster: int = 4
     modes: int = 3
     support_dims: int = 8
     null_dims: int = 8
+    nuisance_dims: int = 0
+    nuisance_std: float = 0.25
     cluster_spread: float = 0.6  # norm of a cluster centre
     class_spread: float = 0.25  # norm of a class's offset from its cluster's centre
     mode_spread: float = 0.15  # norm of a sub-mode's offset from its class's mean
@@ -228,13 +251,14 @@ def structured_mixture(structure: Structure = Structure()) -> GaussianMixture:
     num_classes = s.clusters * s.per_cluster
     class_means = centres.repeat_interleave(s.per_cluster, 0) + s.class_spread * directions(num_classes)
     mode_means = class_means.repeat_interleave(s.modes, 0) + s.mode_spread * directions(num_classes * s.modes)
-    dim = s.support_dims + s.null_dims
-    means = torch.zeros(len(mode_means), dim, dtype=torch.float64)
+    varying = s.support_dims + s.nuisance_dims
+    means = torch.zeros(len(mode_means), varying + s.null_dims, dtype=torch.float64)
     means[:, :s.support_dims] = mode_means
     variances = torch.full_like(means, s.null_std ** 2)
     variances[:, :s.support_dims] = s.mode_std ** 2
-    support = torch.zeros(dim, dtype=torch.bool)
-    support[:s.support_dims] = True
+    variances[:, s.support_dims:varying] = s.nuisance_std ** 2
+    support = torch.zeros(means.shape[1], dtype=torch.bool)
+    support[:varying] = True
     log_weights = torch.full((len(means),), -math.log(len(means)), dtype=torch.float64)
     return GaussianMixture(means, variances, log_weights, torch.arange(num_classes).repeat_interleave(s.modes),
                            num_classes, support)
@@ -313,13 +337,31 @@ def mode_coverage(mixture: GaussianMixture, labels: np.ndarray, components: np.n
     return 100.0 * float(np.mean(covered))
 
 
+def within_class_spread(mixture: GaussianMixture, x: torch.Tensor | np.ndarray,
+                        labels: torch.Tensor | np.ndarray) -> float:
+    """Diversity (%): over the classes drawn (at least two samples each), the samples' total variance in the
+    class dimensions (the support less the nuisance ones) relative to ``p(x | c)``'s; 100 is the data's own."""
+    dims = mixture.support & ~mixture.class_free
+    x = torch.as_tensor(x).double().reshape(len(x), -1)[:, dims]
+    labels = torch.as_tensor(labels).long()
+    classes = mixture.num_classes
+    counts = torch.bincount(labels, minlength=classes).double()
+    sums = torch.zeros(classes, x.shape[1], dtype=torch.float64).index_add_(0, labels, x)
+    squares = torch.zeros(classes, dtype=torch.float64).index_add_(0, labels, (x ** 2).sum(1))
+    drawn = counts >= 2
+    variance = (squares[drawn] - (sums[drawn] ** 2).sum(1) / counts[drawn]) / (counts[drawn] - 1)
+    if not drawn.any():
+        return float("nan")
+    return 100.0 * float((variance / mixture.class_total_variance(dims)[drawn]).mean())
+
+
 def ground_truth(mixture: GaussianMixture, x: torch.Tensor, labels: torch.Tensor,
                  guide: ExactClassifier | None = None, min_share: float = 0.25) -> dict[str, float]:
     """What is true of samples ``x`` (N, d) drawn for ``labels``, on average (:func:`outcomes`):
     ``bayes_accuracy`` (%), ``guide_accuracy`` and ``gap`` (%, guide - Bayes, with ``guide``), ``log_density``,
-    ``off_support``, ``mode_coverage`` (:func:`mode_coverage`), ``w2`` (mean over classes of the squared W2
-    distance between Gaussians on the support dimensions) and ``mmd`` (mean over classes, against fresh draws of
-    p(x | c))."""
+    ``off_support``, ``mode_coverage`` (:func:`mode_coverage`), ``spread`` (:func:`within_class_spread`),
+    ``w2`` (mean over classes of the squared W2 distance between Gaussians on the support dimensions) and ``mmd``
+    (mean over classes, against fresh draws of p(x | c))."""
     x = x.double().reshape(len(x), -1)
     labels = labels.long()
     each = outcomes(mixture, x, labels, guide)
@@ -330,6 +372,7 @@ def ground_truth(mixture: GaussianMixture, x: torch.Tensor, labels: torch.Tensor
     out["log_density"] = float(each["log_density"].mean())
     out["off_support"] = float(each["off_support"].mean())
     out["mode_coverage"] = mode_coverage(mixture, labels.numpy(), each["component"], min_share)
+    out["spread"] = within_class_spread(mixture, x, labels)
     w2s, mmds = [], []
     generator = torch.Generator().manual_seed(0)
     support = mixture.support
