@@ -11,15 +11,12 @@ the evaluator read.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..sampling.shards import write_npz
-from .testbed import Testbed
+from .testbed import Testbed, write_image_splits
 from .training import classifier_spec
 
 IMAGE_SIZE = 16
@@ -52,16 +49,7 @@ def upsample(image: np.ndarray, image_size: int) -> np.ndarray:
 def write_digits(out_dir: str | os.PathLike, image_size: int = IMAGE_SIZE, held_out: int = HELD_OUT,
                  seed: int = SPLIT_SEED) -> dict[str, str]:
     """Write ``train/``, ``test/``, ``train.npz`` and ``test.npz``; return each npz's sha256."""
-    out = Path(out_dir)
-    hashes = {}
-    for split, (images, labels) in load_digits_split(image_size, held_out, seed).items():
-        folder = out / split
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
-            Image.fromarray(image).save(folder / f"{label}_{i:04d}.png")
-        write_npz(out / f"{split}.npz", {"arr_0": images, "arr_1": labels})
-        hashes[split] = hashlib.sha256((out / f"{split}.npz").read_bytes()).hexdigest()
-    return hashes
+    return write_image_splits(out_dir, load_digits_split(image_size, held_out, seed), 4)
 
 
 def _training_reference() -> tuple[np.ndarray, np.ndarray]:

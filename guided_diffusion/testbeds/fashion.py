@@ -27,9 +27,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..sampling.shards import write_npz
+from .testbed import write_image_splits
 from .training import classifier_spec
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -167,16 +167,7 @@ def load_fashion(source: str | os.PathLike | None = None,
 def write_fashion(out_dir: str | os.PathLike, source: str | os.PathLike | None = None,
                   verify: bool = True) -> dict[str, str]:
     """Write ``train/``, ``test/``, ``train.npz`` and ``test.npz``; return each npz's sha256."""
-    out = Path(out_dir)
-    hashes = {}
-    for split, (images, labels) in load_fashion(source, verify).items():
-        folder = out / split
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
-            Image.fromarray(image).save(folder / f"{label}_{i:05d}.png")
-        write_npz(out / f"{split}.npz", {"arr_0": images, "arr_1": labels})
-        hashes[split] = hashlib.sha256((out / f"{split}.npz").read_bytes()).hexdigest()
-    return hashes
+    return write_image_splits(out_dir, load_fashion(source, verify), 5)
 
 
 # ------------------------------------------------------------------------- the shipped held-out subset

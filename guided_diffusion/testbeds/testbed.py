@@ -3,10 +3,16 @@ images samples are scored against."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from ..sampling.shards import write_npz
 
 
 @dataclass(frozen=True)
@@ -30,3 +36,19 @@ class Testbed:
         images, labels = self.reference()
         keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(self.num_classes)]))
         return replace(self, reference=lambda: (images[keep], labels[keep]))
+
+
+def write_image_splits(out_dir: str | os.PathLike, splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                       index_digits: int) -> dict[str, str]:
+    """Write each split as an image folder (``{label}_{index}.png``, the index zero-padded to ``index_digits``)
+    and as ``{split}.npz`` (``arr_0`` NHWC uint8, ``arr_1`` labels); return each npz's sha256."""
+    out = Path(out_dir)
+    hashes = {}
+    for split, (images, labels) in splits.items():
+        folder = out / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            Image.fromarray(image).save(folder / f"{label}_{i:0{index_digits}d}.png")
+        write_npz(out / f"{split}.npz", {"arr_0": images, "arr_1": labels})
+        hashes[split] = hashlib.sha256((out / f"{split}.npz").read_bytes()).hexdigest()
+    return hashes
