@@ -1,7 +1,7 @@
 # make demo:          install, then run the main job (ProG) on the shipped digit models (2-core CPU, < 1 min)
 # make test:          install with the test extras, then run the test suite
 # make digits-models: retrain every shipped digit model with the project's own training scripts
-# make fashion-models: train the Fashion-MNIST models (~7.5 h on 2 cores; resumable: run it again to continue)
+# make fashion-models: train the Fashion-MNIST models (~7.7 h on 2 cores; resumable: run it again to continue)
 # make train-demo:    train a tiny model and classifier on a generated toy set, then sample with guidance
 PYTHON ?= python3
 DEMO ?= demo_out

@@ -3,7 +3,7 @@
     python benchmarks/digits_paper.py --quick --out /tmp/rerun
     python benchmarks/compare_digits.py results/digits/results.json /tmp/rerun/results.json
 
-Works on the results.json of digits_paper.py, digits_adversarial.py and digits_solvers.py alike: every
+Works on the results.json of digits_paper.py, digits_adversarial.py, digits_solvers.py and fashion_paper.py alike: every
 numeric score of the runs (FID, ..., robustness, guide accuracy and gap) is compared.
 
 For every setting present in both files and every metric, the means over seeds must differ by at
@@ -18,18 +18,26 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from guided_diffusion.experiments.harness import Config
+
 NOT_SCORES = ("config", "seed", "seconds")
+
+
+def setting(config: dict) -> str:
+    """A run's setting as a key: its config with the fields an older file lacks at their defaults."""
+    return json.dumps(asdict(Config(**config)), sort_keys=True)
 
 
 def summarise(path: Path) -> dict[str, dict[str, tuple[float, float]]]:
     """``{setting: {metric: (mean, std over seeds)}}`` of a digits experiment's results.json."""
     runs = defaultdict(list)
     for run in json.loads(path.read_text())["runs"]:
-        runs[json.dumps(run["config"], sort_keys=True)].append(run)
+        runs[setting(run["config"])].append(run)
     return {setting: {m: (float(np.mean([r[m] for r in rs])), float(np.std([r[m] for r in rs])))
                       for m in rs[0] if m not in NOT_SCORES}
             for setting, rs in runs.items()}

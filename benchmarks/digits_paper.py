@@ -8,8 +8,8 @@ seed is class i mod 10, with its own noise), scores with the evaluator's code on
 feature network (digits/features: FID, sFID, IS, precision, recall, density, coverage,
 per-class recall, against the 1,497 training images) and the robustness bank (digits/bank1-5:
 mean top-1 accuracy against the conditioning labels), and reports mean and standard deviation
-over the seeds; ProG's comparisons also as paired differences with 95 % bootstrap intervals over the
-seeds' pooled samples (guided_diffusion.experiments.paired). Writes results/digits/README.md (tables,
+over the seeds; ProG's comparisons (Tables 1, 2, 5, 6 and Figure 4) also as paired differences with 95 %
+intervals over the seeds' pooled samples (guided_diffusion.experiments.paired). Writes results/digits/README.md (tables,
 plots, command, machine, time) and results/digits/results.json (every run's numbers and the intervals).
 """
 
@@ -43,29 +43,38 @@ def matched_pairs(sweep: dict[str, dict[float, dict]]) -> list[dict]:
 
 
 def intervals(lab: Lab, seeds: list[int], table1: list[tuple[Config, Config]], scales: list[float],
-              draws: int) -> dict:
-    """Table 1's pairs (ProG minus its baseline) and, for each model, ProG's sweep at each vanilla scale's
-    FID minus that vanilla run (Table 2), as paired differences with 95 % intervals."""
+              table5: list[tuple[str, Config]], table6: list[tuple[str, Config]], baseline: Config, draws: int) -> dict:
+    """Paired differences with 95 % intervals: Table 1's pairs (ProG minus its baseline); ProG minus vanilla at
+    each scale of Figure 4's sweep; for each model, ProG's sweep at each vanilla scale's FID minus that vanilla run
+    (Table 2); Table 5's and Table 6's rows minus ``baseline`` (ProG with the main job's defaults)."""
     chosen = paired.scores(lab)
+
+    def against(rows: list[tuple[str, Config]]) -> dict:
+        return {name: paired.compare(lab.pooled(c, seeds), lab.pooled(baseline, seeds), chosen, draws)
+                for name, c in rows if c != baseline}
+
     rows = {f"{b.label()} - {a.label()}": paired.compare(lab.pooled(b, seeds), lab.pooled(a, seeds), chosen, draws)
             for a, b in table1}
-    per_sample = {k: chosen[k] for k in ("robustness", "precision")}
+    figure4 = {model: {f"{s:g}": paired.compare(lab.pooled(Config(model, "prog", s), seeds),
+                                                lab.pooled(Config(model, "vanilla", s), seeds), chosen, draws)
+                       for s in scales} for model in ("adm", "cadm")}
+    per_sample = {k: chosen[k] for k in ("robustness", "precision", "recall")}
     matched = {model: {f"{s:g}": paired.at_matched([lab.pooled(Config(model, "prog", t), seeds) for t in scales],
                                                    lab.pooled(Config(model, "vanilla", s), seeds), chosen["fid"],
                                                    per_sample, draws)
                        for s in scales} for model in ("adm", "cadm")}
-    return {"table1": rows, "table2": matched}
+    return {"table1": rows, "figure4": figure4, "table2": matched, "table5": against(table5),
+            "table6": against(table6)}
 
 
-def intervals_section(found: dict, draws: int, samples: str, scales: list[float]) -> str:
+def intervals_section(found: dict, draws: int, samples: str, scales: list[float], baseline: str) -> str:
     text = paired.interval_text
-    table1 = "\n".join(
-        f"| {name} | {text(r['fid'], 3)} | {text(r['precision'], 3)} | {text(r['robustness'], 1)} | "
-        f"{paired.mcnemar_text(r['mcnemar'])} |"
-        for name, r in found["table1"].items())
     table2 = "\n".join(
         f"| {model.upper()}-G, s={scale} | {text(r['robustness'], 1)} | {text(r['precision'], 3)} | "
-        f"{100 * r['reached']:.0f} % |" for model, rows in found["table2"].items() for scale, r in rows.items())
+        f"{text(r['recall'], 3)} | {100 * r['reached']:.0f} % |"
+        for model, rows in found["table2"].items() for scale, r in rows.items())
+    figure4 = paired.interval_rows({f"{model.upper()}-G, s={scale}": r for model, rows in found["figure4"].items()
+                             for scale, r in rows.items()})
     sweep = ", ".join(f"{s:g}" for s in scales)
     return f"""## Paired 95 % intervals
 
@@ -73,27 +82,41 @@ The same runs, compared sample by sample: every setting of a seed starts sample 
 label, so the seeds' {samples} samples of two settings are paired. Intervals: percentile bootstrap, {draws}
 resamples of the sample indices within each seed, the same indices for both arms
 (`guided_diffusion.experiments.paired`). FID: the mean over seeds of each seed's FID, as above; precision and
-robustness: means of per-sample terms; recall is not compared (its k-NN radii among the samples collapse on a
-resample's duplicates). An interval that contains 0 means no difference was measured.
+robustness: means of per-sample terms. Recall (the mean over seeds of each seed's recall) reads k-NN radii among
+the samples, which a resample's duplicates collapse: its interval comes from {draws} half-samples drawn without
+replacement (half of each seed's samples, the same for both arms), whose spread is the full sample's. An interval
+that contains 0 means no difference was measured. McNemar: the samples most of the bank reads as their label only
+in the first arm / only in the second, and the exact two-sided p-value.
 
 ### Table 1: ProG minus its baseline at the same scale
 
-McNemar: the samples most of the bank reads as their label only with ProG / only without it, and the exact
-two-sided p-value.
+{paired.interval_head('comparison')}
+{paired.interval_rows(found["table1"])}
 
-| comparison | FID | Prec | Robustness (points) | McNemar (bank majority) |
-|---|---|---|---|---|
-{table1}
+### Figure 4: ProG minus vanilla guidance at the same scale
+
+{paired.interval_head('scale')}
+{figure4}
 
 ### Table 2: ProG at vanilla's FID minus vanilla
 
 For each vanilla scale, ProG's sweep ({sweep}) interpolated linearly to that run's FID where it first
-reaches it (in scale order), minus the vanilla run; reached: the share of resamples in which ProG's sweep
-reaches that FID (the others are left out; "not reached": the samples themselves do not reach it).
+reaches it (in scale order), minus the vanilla run; reached: the share of bootstrap resamples in which ProG's
+sweep reaches that FID (the others are left out; "not reached": the samples themselves do not reach it).
 
-| vanilla run | Robustness (points) | Prec | reached |
-|---|---|---|---|
+| vanilla run | Robustness (points) | Prec | Rec | reached |
+|---|---|---|---|---|
 {table2}
+
+### Table 5: each gamma minus {baseline}
+
+{paired.interval_head('gamma')}
+{paired.interval_rows(found["table5"])}
+
+### Table 6: each initial information degree minus {baseline}
+
+{paired.interval_head('s_T')}
+{paired.interval_rows(found["table6"])}
 """
 
 
@@ -148,8 +171,11 @@ def main() -> None:
 
     print("Table 5: gamma", flush=True)
     gammas = [float(g) for g in args.gammas.split(",")]
-    t5 = {(g, ref): summary(lab, replace(adm_prog, gamma=g, reference_steps=ref if 0 < g < 1 else None), seeds)
-          for g in gammas for ref in (None, 250)}  # gamma 0 and 1 mean the same in both conventions
+    t5_configs = {(g, ref): replace(adm_prog, gamma=g, reference_steps=ref if 0 < g < 1 else None)
+                  for g in gammas for ref in (None, 250)}  # gamma 0 and 1 mean the same in both conventions
+    t5 = {key: summary(lab, c, seeds) for key, c in t5_configs.items()}
+    t5_names = {key: f"gamma = {key[0]:g} {'per step' if key[1] is None else f'for {key[1]} steps'}"
+                for key in t5_configs}
 
     print("Table 6: the initial information degree", flush=True)
     t6_configs = [("text, MiniLM (paper's shaping)", adm_prog),
@@ -163,8 +189,10 @@ def main() -> None:
 
     print("Paired intervals", flush=True)
     eds = replace(cadm_g, guidance="eds")
+    table5 = [(t5_names[key], c) for key, c in t5_configs.items() if key[0] in (0, 1) and key[1] is None
+              or 0 < key[0] < 1]  # gamma 0 and 1: one row each
     found = intervals(lab, seeds, [(adm_g, adm_prog), (cadm_g, cadm_prog), (eds, replace(eds, guidance="prog_eds"))],
-                      scales, args.draws)
+                      scales, table5, t6_configs, adm_prog, args.draws)
     elapsed = time.perf_counter() - started
 
     out = Path(args.out)
@@ -176,8 +204,7 @@ def main() -> None:
     write_json(out / "results.json", raw)
     t2_rows = [(f"CADM-G, s={main_pair['vanilla_scale']:g}", main_pair["vanilla"]),
                (f"CADM-G + ProG, s={main_pair['prog_scale']:g} (closest FID)", main_pair["prog"])]
-    t5_rows = [(f"gamma = {g:g} {'per step' if ref is None else f'for {ref} steps'}", t5[(g, ref)])
-               for g in gammas for ref in (None, 250)]
+    t5_rows = [(t5_names[key], t5[key]) for key in t5_configs]
     scale_rows = [(f"{m.upper()}-G{' + ProG' if g == 'prog' else ''}, s={s:g}", sweeps[m][g][s])
                   for m in sweeps for g in ("vanilla", "prog") for s in scales]
     report = f"""# The paper's experiments on the 8x8 digits
@@ -211,7 +238,7 @@ All pairs: {", ".join(f"vanilla s={p['vanilla_scale']:g} (FID {p['vanilla']['fid
                       f"{p['vanilla']['robustness'][0]:.1f}) vs ProG s={p['prog_scale']:g} (FID "
                       f"{p['prog']['fid'][0]:.2f}, robustness {p['prog']['robustness'][0]:.1f})" for p in pairs)}.
 
-{intervals_section(found, args.draws, f"{len(seeds)} x {num_samples}", scales)}
+{intervals_section(found, args.draws, f"{len(seeds)} x {num_samples}", scales, adm_prog.label())}
 ## Figure 4: FID and recall against the guidance scale
 
 ![Figure 4](figure4.png)

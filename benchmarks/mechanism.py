@@ -39,6 +39,7 @@ from guided_diffusion.progressive.guidance import (
     RampedGuidance,
 )
 from guided_diffusion.progressive.information_degree import InformationDegree, gamma_per_step
+from guided_diffusion.progressive.relevance import entropy_matched_smoothing, shuffled_relevance
 from guided_diffusion.sampling.samplers import respacing_for, sample_loop
 from guided_diffusion.script_util import create_gaussian_diffusion
 from guided_diffusion.testbeds.gaussian_mixture import (
@@ -65,36 +66,6 @@ MARGIN = 0.5  # points: a difference whose interval lies within +-MARGIN is read
 DIVERGED = 10.0  # a sample this far from the origin (the data lies within about 1.5) has diverged
 
 
-def entropy(row: np.ndarray) -> float:
-    p = row[row > 0]
-    return float(-(p * np.log(p)).sum())
-
-
-def matched_label_smoothing(relevance: np.ndarray) -> np.ndarray:
-    """Uniform off-target mass with s_c set so that each row's entropy equals ``relevance``'s (bisection)."""
-    classes = len(relevance)
-    target = entropy(relevance[0])
-    low, high = 1.0 / classes + 1e-9, 1.0 - 1e-12
-    for _ in range(100):
-        share = (low + high) / 2
-        row = np.full(classes, (1 - share) / (classes - 1))
-        row[0] = share
-        low, high = (share, high) if entropy(row) > target else (low, share)
-    matrix = np.full((classes, classes), (1 - share) / (classes - 1))
-    np.fill_diagonal(matrix, share)
-    return matrix
-
-
-def shuffled(relevance: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Each row's off-target entries permuted among the other classes (same entropy, wrong content)."""
-    rng = np.random.default_rng(seed)
-    matrix = relevance.copy()
-    for c in range(len(matrix)):
-        others = np.flatnonzero(np.arange(len(matrix)) != c)
-        matrix[c, others] = matrix[c, rng.permutation(others)]
-    return matrix
-
-
 def arm_setup(arm: str, structure: Structure, steps: int, gamma: float = 0.04,
               reference_steps: int | None = 250) -> tuple[type, np.ndarray, float]:
     """(guidance class, relevance matrix, gamma per step) of an arm; ``gamma`` read for ``reference_steps``
@@ -105,8 +76,8 @@ def arm_setup(arm: str, structure: Structure, steps: int, gamma: float = 0.04,
     return {
         "vanilla": (ClassifierGuidance, np.eye(classes), 1.0),
         "prog": (ProgressiveGuidance, true, prog_gamma),
-        "prog_shuffled": (ProgressiveGuidance, shuffled(true), prog_gamma),
-        "ls_matched": (ProgressiveGuidance, matched_label_smoothing(true), prog_gamma),
+        "prog_shuffled": (ProgressiveGuidance, shuffled_relevance(true), prog_gamma),
+        "ls_matched": (ProgressiveGuidance, entropy_matched_smoothing(true), prog_gamma),
         "ramped": (RampedGuidance, true, prog_gamma),
         "gamma0": (ProgressiveGuidance, true, 0.0),
         "eds": (EntropyDrivenGuidance, np.eye(classes), 1.0),

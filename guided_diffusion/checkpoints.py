@@ -15,18 +15,9 @@ import blobfile as bf
 import torch
 from torch import nn
 
-from . import dist_util, models
+from . import dist_util, logger, models
 from .flags import parse_attention_resolutions, parse_channel_mult
-
-RELEASE_URL = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/"
-RELEASED_CHECKPOINTS = (
-    "64x64_classifier.pt", "64x64_diffusion.pt",
-    "128x128_classifier.pt", "128x128_diffusion.pt",
-    "256x256_classifier.pt", "256x256_diffusion.pt", "256x256_diffusion_uncond.pt",
-    "512x512_classifier.pt", "512x512_diffusion.pt",
-    "64_256_upsampler.pt", "128_512_upsampler.pt",
-    "lsun_bedroom.pt", "lsun_cat.pt", "lsun_horse.pt", "lsun_horse_nodropout.pt",
-)
+from .models.released import RELEASE_URL, RELEASED, command_line, local_path, released
 
 
 class CheckpointError(RuntimeError):
@@ -34,16 +25,17 @@ class CheckpointError(RuntimeError):
 
 
 def download_hint(path: str) -> str:
-    name = os.path.basename(path)
-    if name in RELEASED_CHECKPOINTS:
-        return f"download it from {RELEASE_URL}{name}"
-    return (f"known released files: {', '.join(RELEASED_CHECKPOINTS)} (from {RELEASE_URL}); "
+    entry = released(path)
+    if entry:
+        return f"download it from {entry.url}"
+    return (f"known released files: {', '.join(RELEASED)} (from {RELEASE_URL}); "
             f"shipped models: {', '.join(models.shipped_names()) or 'none'}")
 
 
 def resolve(path: str) -> str:
-    """A shipped model's name (``digits/cadm``) as its file; any other path unchanged."""
-    return str(models.checkpoint_path(path)) if models.is_shipped(path) else path
+    """A shipped model's name (``digits/cadm``) or a released checkpoint's (``adm/64x64_diffusion``) as its file;
+    any other path unchanged."""
+    return str(models.checkpoint_path(path)) if models.is_shipped(path) else local_path(path)
 
 
 def require_file(path: str, what: str = "checkpoint") -> None:
@@ -56,13 +48,17 @@ def require_file(path: str, what: str = "checkpoint") -> None:
 
 def load_checkpoint(model: nn.Module, path: str, what: str = "checkpoint") -> None:
     """Load ``path`` (or a shipped model's name) into ``model`` (strict, ``weights_only=True``, read once
-    per job); float16 weights are cast to the model's precision."""
+    per job); float16 weights are cast to the model's precision. A released ADM checkpoint says so in the log."""
     name = path
     path = resolve(path)
     require_file(path, what)
     state_dict = read_state_dict(path, what)
     check_state_dict(model, state_dict, path, what, shipped_name=name if models.is_shipped(name) else None)
     model.load_state_dict(state_dict, strict=True)
+    entry = released(path)
+    if entry:
+        logger.log(f"{what} {path}: ADM's released {entry.file}, its flags set by its name "
+                   f"({command_line(entry.flags)})")
 
 
 def read_state_dict(path: str, what: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -118,7 +114,7 @@ def _looks_like_torch_file(path: str) -> bool:
 def _unreadable(path: str, what: str, err: BaseException) -> CheckpointError:
     size = bf.stat(path).size if bf.exists(path) else 0
     detail = re.split(r"(?<=\.) ", str(err).strip())[0][:100] or "no detail"
-    again = download_hint(path) if os.path.basename(path) in RELEASED_CHECKPOINTS else "copy or download it again"
+    again = download_hint(path) if released(path) else "copy or download it again"
     return CheckpointError(
         f"{what} {path} ({size:,} bytes) cannot be read as a PyTorch checkpoint ({type(err).__name__}: {detail}): "
         f"it is truncated (an interrupted download or copy) or not a checkpoint at all; {again}")
@@ -145,6 +141,11 @@ def check_state_dict(model: nn.Module, state_dict: dict, path: str = "checkpoint
         if keys:
             shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
             lines.append(f"  {title}: {shown}")
+    entry = released(path)
+    if entry:  # the scripts built the model from the table's flags for this name
+        lines.append(f"  {os.path.basename(path)} is the name of ADM's released {entry.kind} checkpoint, whose "
+                     "flags the scripts set by that name: this file is another network (renamed?); give it a name "
+                     "of its own and pass its flags")
     hints = flag_hints(found, expected, model)
     if shipped_name:
         hints = shipped_flag_hints(model, shipped_name) or hints

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .dpm_solver import DPMSolverPlusPlus
 from .losses import discretized_gaussian_log_likelihood, normal_kl
@@ -29,6 +30,12 @@ class StepDegrees(Protocol):
     """What the loops hand ``cond_fn`` at step k (ProG's information degree: batch x classes)."""
 
     def at(self, k: int) -> torch.Tensor: ...
+
+
+class Progress(Protocol):
+    """A progress bar shared by several loops (a tqdm bar): each step of a loop calls ``update(1)``."""
+
+    def update(self, n: int = 1) -> object: ...
 
 
 # ----------------------------------------------------------------- schedules
@@ -282,12 +289,13 @@ class GaussianDiffusion:
 
     def p_sample_loop(self, model, shape, noise=None, clip_denoised: bool = True, denoised_fn=None,
                       cond_fn: CondFn | None = None, model_kwargs: dict | None = None, device=None,
-                      progress: bool = False, information_degree: StepDegrees | None = None,
+                      progress: bool | Progress = False, information_degree: StepDegrees | None = None,
                       noise_sampler: NoiseSampler | None = None) -> torch.Tensor:
         """Ancestral sampling from x_T (``noise`` or a fresh draw) to x_0.
 
         ``information_degree``: the k-th step hands ``information_degree.at(k)`` to
-        ``cond_fn`` (k = 0 at x_T). ``noise_sampler(x_t)``: each step's Gaussian draw.
+        ``cond_fn`` (k = 0 at x_T). ``noise_sampler(x_t)``: each step's Gaussian draw. ``progress``: True
+        for a bar of this loop (ADM's), or a bar (:class:`Progress`) that each step advances by one.
         """
         return _last(self.p_sample_loop_progressive(
             model, shape, noise=noise, clip_denoised=clip_denoised, denoised_fn=denoised_fn, cond_fn=cond_fn,
@@ -297,7 +305,7 @@ class GaussianDiffusion:
 
     def p_sample_loop_progressive(self, model, shape, noise=None, clip_denoised: bool = True, denoised_fn=None,
                                   cond_fn: CondFn | None = None, model_kwargs: dict | None = None, device=None,
-                                  progress: bool = False, information_degree: StepDegrees | None = None,
+                                  progress: bool | Progress = False, information_degree: StepDegrees | None = None,
                                   noise_sampler: NoiseSampler | None = None) -> Iterator[dict]:
         """Yield each step's ``{"sample", "pred_xstart"}`` from t = T-1 down to 0."""
         return self._loop(lambda img, t, step_kwargs: self.p_sample(
@@ -340,7 +348,8 @@ class GaussianDiffusion:
 
     def ddim_sample_loop(self, model, shape, noise=None, clip_denoised: bool = True, denoised_fn=None,
                          cond_fn: CondFn | None = None, model_kwargs: dict | None = None, device=None,
-                         progress: bool = False, eta: float = 0.0, information_degree: StepDegrees | None = None,
+                         progress: bool | Progress = False, eta: float = 0.0,
+                         information_degree: StepDegrees | None = None,
                          noise_sampler: NoiseSampler | None = None) -> torch.Tensor:
         """DDIM sampling from x_T to x_0 (``information_degree`` and ``noise_sampler`` as in p_sample_loop)."""
         return _last(self.ddim_sample_loop_progressive(
@@ -351,7 +360,7 @@ class GaussianDiffusion:
 
     def ddim_sample_loop_progressive(self, model, shape, noise=None, clip_denoised: bool = True,
                                      denoised_fn=None, cond_fn: CondFn | None = None,
-                                     model_kwargs: dict | None = None, device=None, progress: bool = False,
+                                     model_kwargs: dict | None = None, device=None, progress: bool | Progress = False,
                                      eta: float = 0.0, information_degree: StepDegrees | None = None,
                                      noise_sampler: NoiseSampler | None = None) -> Iterator[dict]:
         """Yield each DDIM step's ``{"sample", "pred_xstart"}``."""
@@ -362,7 +371,7 @@ class GaussianDiffusion:
 
     def dpm_solver_sample_loop(self, model, shape, noise=None, clip_denoised: bool = True, denoised_fn=None,
                                cond_fn: CondFn | None = None, model_kwargs: dict | None = None, device=None,
-                               progress: bool = False, information_degree: StepDegrees | None = None,
+                               progress: bool | Progress = False, information_degree: StepDegrees | None = None,
                                noise_sampler: NoiseSampler | None = None, order: int = 2,
                                stochastic: bool = False) -> torch.Tensor:
         """DPM-Solver++(2M) from x_T to x_0 over this diffusion's timesteps (:mod:`.dpm_solver`); one model
@@ -380,7 +389,8 @@ class GaussianDiffusion:
 
     def dpm_solver_sample_loop_progressive(self, model, shape, noise=None, clip_denoised: bool = True,
                                            denoised_fn=None, cond_fn: CondFn | None = None,
-                                           model_kwargs: dict | None = None, device=None, progress: bool = False,
+                                           model_kwargs: dict | None = None, device=None,
+                                           progress: bool | Progress = False,
                                            information_degree: StepDegrees | None = None,
                                            noise_sampler: NoiseSampler | None = None,
                                            order: int = 2, stochastic: bool = False) -> Iterator[dict]:
@@ -404,22 +414,25 @@ class GaussianDiffusion:
         if device is None:
             device = next(model.parameters()).device
         img = noise if noise is not None else torch.randn(*shape, device=device)
-        indices = range(self.num_timesteps - 1, -1, -1)
-        if progress:
-            from tqdm.auto import tqdm
-
-            indices = tqdm(indices)
-        for k, i in enumerate(indices):
-            t = torch.full((shape[0],), i, device=device, dtype=torch.long)
-            step_kwargs = {}
-            if information_degree is not None:
-                step_kwargs["information_degree"] = information_degree.at(k)
-            if noise_sampler is not None:
-                step_kwargs["noise"] = noise_sampler(img)
-            with torch.no_grad():  # cond_fn re-enables grad for its own backward pass
-                out = step(img, t, step_kwargs)
-            yield out
-            img = out["sample"]
+        own = progress is True  # else a shared bar, or none
+        bar = tqdm(total=self.num_timesteps) if own else None if progress is False else progress
+        try:
+            for k, i in enumerate(range(self.num_timesteps - 1, -1, -1)):
+                t = torch.full((shape[0],), i, device=device, dtype=torch.long)
+                step_kwargs = {}
+                if information_degree is not None:
+                    step_kwargs["information_degree"] = information_degree.at(k)
+                if noise_sampler is not None:
+                    step_kwargs["noise"] = noise_sampler(img)
+                with torch.no_grad():  # cond_fn re-enables grad for its own backward pass
+                    out = step(img, t, step_kwargs)
+                if bar is not None:
+                    bar.update(1)
+                yield out
+                img = out["sample"]
+        finally:
+            if own:
+                bar.close()
 
     # ------------------------------------------------------------ objectives
 

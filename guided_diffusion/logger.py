@@ -5,7 +5,9 @@ output directory (``$OPENAI_LOGDIR`` or a fresh temporary folder, shared by the 
 formats (``$OPENAI_LOG_FORMAT``, default ``stdout,log,csv``); ``logkv`` and
 ``logkv_mean`` accumulate diagnostics that ``dumpkvs`` writes as one row.
 On ranks other than 0 only a text log (``log-rankNNN.txt``) is written unless
-``$OPENAI_LOG_FORMAT_MPI`` says otherwise.
+``$OPENAI_LOG_FORMAT_MPI`` says otherwise. ``progress.csv`` (started over) and ``progress.json`` (appended
+to) are opened at the first ``dumpkvs``, so a run that logs no diagnostics (a sampling script) leaves no empty
+file behind.
 """
 
 from __future__ import annotations
@@ -89,29 +91,37 @@ def _plain(value: Any) -> Any:
 
 
 class JSONOutputFormat(KVWriter):
-    """One JSON object per line."""
+    """One JSON object per line, appended to the file (opened at the first row)."""
 
     def __init__(self, filename: str):
-        self.file = open(filename, "a")  # noqa: SIM115
+        self.filename = filename
+        self.file: IO[str] | None = None
 
     def writekvs(self, kvs: dict[str, Any]) -> None:
+        if self.file is None:
+            self.file = open(self.filename, "a")  # noqa: SIM115
         row = {k: _plain(v) for k, v in sorted(kvs.items())}
         self.file.write(json.dumps(row, default=str) + "\n")
         self.file.flush()
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
 
 class CSVOutputFormat(KVWriter):
-    """A CSV table whose header grows (the file is rewritten) when new keys appear."""
+    """A CSV table whose header grows (the file is rewritten) when new keys appear; the file is started over at
+    the first row."""
 
     def __init__(self, filename: str):
         self.filename = filename
         self.keys: list[str] = []
-        open(filename, "w").close()
+        self.started = False
 
     def writekvs(self, kvs: dict[str, Any]) -> None:
+        if not self.started:
+            open(self.filename, "w").close()
+            self.started = True
         new_keys = sorted(k for k in kvs if k not in self.keys)
         if new_keys:
             with open(self.filename, newline="") as f:

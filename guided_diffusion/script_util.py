@@ -81,11 +81,18 @@ def fast_sampling_defaults() -> dict:
     return dict(sampler="ddpm", precision="fp32", compile=False)
 
 
+def output_defaults() -> dict:
+    """Flags of every sampling script for what it shows and writes besides the samples' ``.npz``: a progress bar
+    of sampling steps, one PNG per sample (in the folder given)."""
+    return dict(progress=True, save_png="")
+
+
 def classifier_sample_defaults() -> dict:
     """Every flag of ``classifier_sample.py`` (the main job takes them all, with the same defaults)."""
     return {**dict(clip_denoised=True, num_samples=10000, batch_size=16, use_ddim=False, model_path="",
                    classifier_path="", classifier_scale=1.0, seed=0),
-            **fast_sampling_defaults(), **model_and_diffusion_defaults(), **classifier_defaults()}
+            **fast_sampling_defaults(), **output_defaults(), **model_and_diffusion_defaults(),
+            **classifier_defaults()}
 
 
 def classifier_and_diffusion_defaults() -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from guided_diffusion.cli import INPUT_ERRORS, run_main
+from guided_diffusion.cli import INPUT_ERRORS, ScriptParser, run_main
 from guided_diffusion.image_datasets import load_labelled_images
 from guided_diffusion.progressive import relevance as rel
 from guided_diffusion.sampling.samplers import prepare
@@ -75,7 +75,7 @@ def confusion(args: argparse.Namespace, shaping: dict) -> tuple[np.ndarray, str,
 
 
 def create_argparser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptParser(description=__doc__)
     parser.add_argument("--out", required=True, help="the .npz to write")
     parser.add_argument("--source", choices=("descriptions", "confusion"), default="descriptions")
     parser.add_argument("--label_set", choices=("imagenet1k", "cifar10", "digits", "fashion"), default=None,

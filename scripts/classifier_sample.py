@@ -9,13 +9,15 @@ import torch
 
 from guided_diffusion import dist_util, logger
 from guided_diffusion.checkpoints import require_kind
-from guided_diffusion.cli import apply_shipped_flags, explicit_flags, run_main
+from guided_diffusion.cli import ScriptParser, apply_shipped_flags, explicit_flags, run_main
 from guided_diffusion.progressive.guidance import ClassifierGuidance
 from guided_diffusion.sampling.samplers import (
     accelerate_for_sampling,
+    batches_per_process,
     choose_sampler,
     create_for_sampling,
     prepare,
+    progress_bar,
     sample_images,
     sample_loop,
     save_samples,
@@ -31,13 +33,7 @@ from guided_diffusion.script_util import (
 
 
 def main() -> None:
-    parser = create_argparser()
-    args = parser.parse_args()
-    explicit = explicit_flags(parser)
-    apply_shipped_flags(args, explicit, args.model_path, model_and_diffusion_defaults(), "diffusion",
-                        "--model_path")
-    apply_shipped_flags(args, explicit, args.classifier_path, classifier_defaults(), "classifier",
-                        "--classifier_path")
+    args = parse_args()
     dist_util.setup_dist()
     logger.configure()
     torch.manual_seed(args.seed + dist_util.get_rank())
@@ -60,21 +56,37 @@ def main() -> None:
         return model(x, t, y if args.class_cond else None)
 
     device = dist_util.dev()
+    bar = progress_bar(batches_per_process(args.num_samples, args.batch_size) * diffusion.num_timesteps, args.progress)
 
     def sample_batch():
         y = torch.randint(0, args.num_classes, (args.batch_size,), device=device)
         images = sample_fn(model_fn, (args.batch_size, 3, args.image_size, args.image_size),
-                           clip_denoised=args.clip_denoised, model_kwargs={"y": y}, cond_fn=cond_fn, device=device)
+                           clip_denoised=args.clip_denoised, model_kwargs={"y": y}, cond_fn=cond_fn, device=device,
+                           progress=bar)
         return images, y
 
     logger.log("sampling...")
-    save_samples(*sample_images(sample_batch, args.num_samples))
+    with bar:
+        samples = sample_images(sample_batch, args.num_samples)
+    save_samples(*samples, png_dir=args.save_png)
     logger.log("sampling complete")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags of ``argv`` (default: the command line); a shipped or released checkpoint's name sets its own."""
+    parser = create_argparser()
+    args = parser.parse_args(argv)
+    explicit = explicit_flags(parser, argv)
+    apply_shipped_flags(args, explicit, args.model_path, model_and_diffusion_defaults(), "diffusion",
+                        "--model_path")
+    apply_shipped_flags(args, explicit, args.classifier_path, classifier_defaults(), "classifier",
+                        "--classifier_path")
+    return args
 
 
 def create_argparser() -> argparse.ArgumentParser:
     defaults = classifier_sample_defaults()
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ScriptParser(description=__doc__)
     add_dict_to_argparser(parser, defaults)
     return parser
 

@@ -8,7 +8,7 @@ densenet, squeezenet, mobilenet_v2, vgg), trained with ``--noised False`` as an 
 import argparse
 
 from guided_diffusion import dist_util, logger
-from guided_diffusion.cli import run_main
+from guided_diffusion.cli import ScriptParser, run_main
 from guided_diffusion.evaluation.clean_classifiers import ADM, build_classifier
 from guided_diffusion.image_datasets import load_data
 from guided_diffusion.resample import create_named_schedule_sampler
@@ -106,7 +106,7 @@ def create_argparser() -> argparse.ArgumentParser:
         "classifier_arch": ADM,
     }
     defaults.update(classifier_and_diffusion_defaults())
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ScriptParser(description=__doc__)
     add_dict_to_argparser(parser, defaults)
     return parser
 

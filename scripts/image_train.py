@@ -3,7 +3,7 @@
 import argparse
 
 from guided_diffusion import dist_util, logger
-from guided_diffusion.cli import run_main
+from guided_diffusion.cli import ScriptParser, run_main
 from guided_diffusion.image_datasets import load_data
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
@@ -36,7 +36,7 @@ def main() -> None:
 def create_argparser() -> argparse.ArgumentParser:
     defaults = training_defaults()
     defaults.update(model_and_diffusion_defaults())
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ScriptParser(description=__doc__)
     add_dict_to_argparser(parser, defaults)
     return parser
 

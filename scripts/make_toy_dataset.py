@@ -9,13 +9,12 @@ at a random position and colour on a dark background; files are named
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
 from PIL import Image
 
-from guided_diffusion.cli import run_main
+from guided_diffusion.cli import ScriptParser, run_main
 
 SHAPES = ("square", "disc", "bar")
 
@@ -37,7 +36,7 @@ def toy_image(shape: str, size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptParser(description=__doc__)
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--num_images", type=int, default=300)
     parser.add_argument("--image_size", type=int, default=16)

@@ -3,17 +3,16 @@
     python scripts/npz_to_grid.py samples_48x16x16x3.npz --out grid.png --nrow 12 --scale 4
 """
 
-import argparse
 
 import numpy as np
 from PIL import Image
 
-from guided_diffusion.cli import run_main
+from guided_diffusion.cli import ScriptParser, run_main
 from guided_diffusion.sampling.figures import image_grid
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptParser(description=__doc__)
     parser.add_argument("npz")
     parser.add_argument("--out", required=True)
     parser.add_argument("--nrow", type=int, default=8, help="images per row")

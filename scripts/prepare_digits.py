@@ -6,14 +6,13 @@ Writes train/ and test/ image folders ({label}_{index}.png) and train.npz / test
 (arr_0 uint8 NHWC, arr_1 labels), and prints the sha256 of each .npz.
 """
 
-import argparse
 
-from guided_diffusion.cli import run_main
+from guided_diffusion.cli import ScriptParser, run_main
 from guided_diffusion.testbeds.digits import HELD_OUT, IMAGE_SIZE, SPLIT_SEED, write_digits
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptParser(description=__doc__)
     parser.add_argument("--out_dir", default="data/digits")
     parser.add_argument("--image_size", type=int, default=IMAGE_SIZE)
     parser.add_argument("--held_out", type=int, default=HELD_OUT, help="images kept out of training (stratified)")

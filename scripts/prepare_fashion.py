@@ -10,9 +10,8 @@ published ones (sha256 of their decompressed bytes) unless --no_verify. --subset
 the held-out test subset that ships in guided_diffusion/testbeds/data/, with its manifest.
 """
 
-import argparse
 
-from guided_diffusion.cli import run_main
+from guided_diffusion.cli import ScriptParser, run_main
 from guided_diffusion.testbeds.fashion import (
     SOURCE_ENV,
     SUBSET_PER_CLASS,
@@ -24,7 +23,7 @@ from guided_diffusion.testbeds.fashion import (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptParser(description=__doc__)
     parser.add_argument("--source", default=None,
                         help=f"folder of the four idx files, .gz or not (default: ${SOURCE_ENV}, else "
                              f"{default_source()})")

@@ -5,7 +5,7 @@ area-downsampled small_size versions.
 import argparse
 
 from guided_diffusion import dist_util, logger
-from guided_diffusion.cli import run_main
+from guided_diffusion.cli import ScriptParser, run_main
 from guided_diffusion.image_datasets import load_superres_data
 from guided_diffusion.script_util import (
     add_dict_to_argparser,
@@ -38,7 +38,7 @@ def main() -> None:
 def create_argparser() -> argparse.ArgumentParser:
     defaults = training_defaults()
     defaults.update(sr_model_and_diffusion_defaults())
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ScriptParser(description=__doc__)
     add_dict_to_argparser(parser, defaults)
     return parser
 

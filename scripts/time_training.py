@@ -9,13 +9,12 @@ seconds are what the budget uses: other processes on the other core barely chang
 stretch the wall time of a niced run.
 """
 
-import argparse
 import json
 import platform
 
 import torch
 
-from guided_diffusion.cli import run_main
+from guided_diffusion.cli import ScriptParser, run_main
 from guided_diffusion.testbeds import digits, fashion
 from guided_diffusion.testbeds.training import seconds_per_step
 
@@ -45,7 +44,7 @@ def candidates(models: dict) -> dict[str, tuple[dict, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptParser(description=__doc__)
     parser.add_argument("--testbed", default="fashion", choices=sorted(TESTBEDS))
     parser.add_argument("--only", default="", help="comma-separated specs or candidates (default: all specs, and "
                         "the candidates with --candidates)")

@@ -1,6 +1,6 @@
 """Train every Fashion-MNIST model with the project's own training scripts (make fashion-models).
 
-    python scripts/train_fashion_models.py --jobs 2                 # all of them, two at a time (~7.5 h, 2 cores)
+    python scripts/train_fashion_models.py --jobs 2                 # all of them, two at a time (~7.7 h, 2 cores)
     python scripts/train_fashion_models.py --only bank1,bank2 --jobs 2
     python scripts/train_fashion_models.py --jobs 2 --train_only    # a session: train or resume, package nothing
 

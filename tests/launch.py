@@ -54,9 +54,12 @@ def together(*calls: Callable[[], T], side_by_side: bool = True) -> list[T]:
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
-    """A bad input ends a script with one ``error: ...`` on stderr, a non-zero status and no traceback."""
+    """A bad input ends a script with one ``error: ...`` on stderr and a usage hint after it, a non-zero status and
+    no traceback."""
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.count("error: ") == 1, proc.stderr
+    after = proc.stderr[proc.stderr.index("error: "):].splitlines()[1:]  # (a checkpoint's error has more lines)
+    assert any(line.startswith("usage: ") and line.endswith("(--help for all options)") for line in after), proc.stderr
     for fragment in fragments:
         assert fragment in proc.stderr, (fragment, proc.stderr)

@@ -3,6 +3,8 @@
 import json
 import sys
 
+from benchmarks.compare_digits import setting
+
 from fixtures_background import background
 from launch import ROOT, run_python
 
@@ -23,6 +25,8 @@ def test_every_table_is_written(request):
     for row in ("ADM-G + ProG (s=2)", "CADM + classifier-free", "CADM-G + EDS + ProG", "gamma = 0.2 for 250 steps",
                 "classifier confusion", "LS without schedule"):
         assert row in report, row
+    for heading in ("### Figure 4: ProG minus vanilla", "### Table 5: each gamma minus", "### Table 6: each initial"):
+        assert heading in report, heading
     assert (tmp_path / "figure4.png").stat().st_size > 0
     raw = json.loads((tmp_path / "results.json").read_text())
     assert raw["steps"] == 2 and raw["num_samples"] == 40 and raw["seeds"] == [0, 1]
@@ -31,6 +35,10 @@ def test_every_table_is_written(request):
     assert all(0 <= r["robustness"] <= 100 and r["fid"] >= 0 for r in runs)
     configs = {json.dumps(r["config"], sort_keys=True) for r in runs}
     assert len(runs) == 2 * len(configs)  # every setting once per seed, shared between tables
+    found = raw["intervals"]
+    assert set(found) == {"table1", "figure4", "table2", "table5", "table6"}
+    assert all("recall" in r for r in found["table1"].values()) and set(found["figure4"]["adm"]) == {"1", "2"}
+    assert "gamma = 0.2 for 250 steps" in found["table5"] and "vanilla (one-hot)" in found["table6"]
 
 
 def test_compare_digits_flags_a_rerun_outside_the_spread(tmp_path):
@@ -44,5 +52,10 @@ def test_compare_digits_flags_a_rerun_outside_the_spread(tmp_path):
     rerun.write_text(json.dumps(raw))
     proc = run_python(["benchmarks/compare_digits.py", str(shipped), str(rerun)], check=False)
     assert proc.returncode == 1
-    assert json.dumps(moved["config"], sort_keys=True) + " fid:" in proc.stdout
+    assert setting(moved["config"]) + " fid:" in proc.stdout
+    older = json.loads(shipped.read_text())
+    for run in older["runs"]:
+        run["config"].pop("samples", None)  # a file written before the field existed: the same settings
+    rerun.write_text(json.dumps(older))
+    assert "all within the spread" in run_python(["benchmarks/compare_digits.py", str(shipped), str(rerun)]).stdout
     assert "1 outside the spread" in proc.stdout

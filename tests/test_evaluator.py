@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from PIL import Image
 from torch import nn
 
 from evaluations import evaluator
@@ -35,6 +36,13 @@ class PixelExtractor(fe.FeatureExtractor):
 
 
 fe.register_extractor("pixels", lambda arg, device, weights: PixelExtractor())
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """The reference-feature cache of in-process runs in the test's folder, not the user's."""
+    monkeypatch.setenv("GUIDED_DIFFUSION_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "reference_features"
 
 
 def random_images(n, size=4, seed=0):
@@ -179,7 +187,7 @@ def test_script_end_to_end_with_classifier_extractor(tmp_path):
     np.savez(tmp_path / "ref.npz", random_images(12, size=16, seed=3))
     np.savez(tmp_path / "sample.npz", random_images(10, size=16, seed=4))
     cmd = [sys.executable, "evaluations/evaluator.py", str(tmp_path / "ref.npz"), str(tmp_path / "sample.npz"),
-           "--feature-extractor", f"classifier:{tmp_path / 'clf.pt'}", "--device", "cpu"]  # fmt: skip
+           "--feature-extractor", f"classifier:{tmp_path / 'clf.pt'}", "--device", "cpu", "--no_cache"]  # fmt: skip
     proc = subprocess.run(cmd, check=False, cwd=REPO, env=SCRIPT_ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()[-5:]
@@ -212,11 +220,115 @@ def test_script_under_mpiexec_matches_single_process(tmp_path):
     np.savez(tmp_path / "ref.npz", random_images(13, size=16, seed=3), np.arange(13) % 2)
     np.savez(tmp_path / "sample.npz", random_images(11, size=16, seed=4), np.arange(11) % 2)
     results = {}
-    for nproc in (1, 2):
+    for nproc in (1, 2):  # the second reads the reference features that the first cached
         out = tmp_path / f"result{nproc}.json"
         run_python(["evaluations/evaluator.py", str(tmp_path / "ref.npz"), str(tmp_path / "sample.npz"),
                     "--feature-extractor", f"classifier:{tmp_path / 'clf.pt'}", "--device", "cpu",
-                    "--batch-size", "4", "--extra", "--json", str(out)], nproc=nproc)
+                    "--batch-size", "4", "--extra", "--json", str(out), "--cache_dir", str(tmp_path / "c")],
+                   nproc=nproc)
         results[nproc] = json.loads(out.read_text())
+    assert [results[n]["ref_features_cached"] for n in (1, 2)] == [False, True]
     for key in ("inception_score", "fid", "precision", "recall", "density", "coverage", "per_class_recall"):
         assert results[2][key] == pytest.approx(results[1][key], rel=1e-6, abs=1e-9), key
+
+
+class CountingPixels(PixelExtractor):
+    """PixelExtractor that counts the images it is given."""
+
+    seen = 0
+
+    def features(self, images):
+        CountingPixels.seen += len(images)
+        return super().features(images)
+
+
+fe.register_extractor("counting", lambda arg, device, weights: CountingPixels())
+
+
+def _batches(tmp_path):
+    np.savez(tmp_path / "ref.npz", random_images(40, seed=1), np.arange(40) % 2)
+    np.savez(tmp_path / "sample.npz", random_images(30, seed=2), np.arange(30) % 2)
+    return [str(tmp_path / "ref.npz"), str(tmp_path / "sample.npz")]
+
+
+def test_reference_features_cached_once_then_read(tmp_path, capsys, private_cache):
+    """The second run against the same reference extracts only the samples and reports the same numbers."""
+    argv = [*_batches(tmp_path), "--feature_extractor", "counting", "--batch_size", "16", "--extra"]
+    CountingPixels.seen = 0
+    first = evaluator.main(argv)
+    assert CountingPixels.seen == 70 and len(list(private_cache.glob("*.npz"))) == 1
+    second = evaluator.main(argv + ["--json", str(tmp_path / "out.json")])
+    assert CountingPixels.seen == 70 + 30 and second == first
+    assert json.loads((tmp_path / "out.json").read_text())["ref_features_cached"] is True
+    assert "read from the cache" in capsys.readouterr().out
+    evaluator.main(argv + ["--no-cache"])
+    evaluator.main(argv + ["--no_cache", "--cache-dir", str(tmp_path / "other")])
+    assert CountingPixels.seen == 100 + 2 * 70 and not (tmp_path / "other").exists()
+    assert not list(private_cache.glob(".*"))  # no temporary file left behind
+
+
+def test_cache_key_follows_content_extractor_and_keys(tmp_path):
+    class Linear(fe.FeatureExtractor):
+        def features(self, images):
+            return {"pool": self.model(images.float().flatten(1))}
+
+    np.savez(tmp_path / "a.npz", random_images(5, seed=1))
+    np.savez(tmp_path / "b.npz", random_images(5, seed=1))
+    np.savez(tmp_path / "c.npz", random_images(5, seed=2))
+    a, b, c = (evaluation.evaluator.NpzImages(tmp_path / f"{n}.npz") for n in "abc")
+    torch.manual_seed(0)
+    net = Linear(nn.Linear(48, 4), "cpu")
+    key = evaluation.evaluator.cache_key(a, net, ("pool",))
+    assert key == evaluation.evaluator.cache_key(b, Linear(net.model, "cpu"), ("pool",))  # same bytes, same weights
+    assert key != evaluation.evaluator.cache_key(c, net, ("pool",))
+    assert key != evaluation.evaluator.cache_key(a, net, ("pool", "spatial"))
+    with torch.no_grad():
+        net.model.bias[0] += 1e-6
+    assert key != evaluation.evaluator.cache_key(a, net, ("pool",))
+
+
+def test_unreadable_cache_entry_is_extracted_again_and_replaced(tmp_path, capsys, private_cache):
+    argv = [*_batches(tmp_path), "--feature-extractor", "counting"]
+    first = evaluator.main(argv)
+    (entry,) = private_cache.glob("*.npz")
+    for damage in (b"not a zip", entry.read_bytes()[:200]):
+        entry.write_bytes(damage)
+        CountingPixels.seen = 0
+        assert evaluator.main(argv) == first and CountingPixels.seen == 70
+        assert "replacing an entry that could not be read" in capsys.readouterr().out
+    assert evaluator.main(argv) == first and "read from the cache" in capsys.readouterr().out
+
+
+def test_image_folders_in_place_of_npz(tmp_path, capsys):
+    ref, sample = random_images(40, seed=1), random_images(30, seed=2)
+    for name, images in (("ref", ref), ("sample", sample)):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        for i, image in enumerate(images):  # PNG is lossless; names sort in index order
+            Image.fromarray(image).save(tmp_path / name / ("sub" if i % 2 else "") / f"{i:03d}.png")
+    (tmp_path / "ref" / "notes.txt").write_text("not an image")
+    reader = evaluation.evaluator.open_images(tmp_path / "sample")
+    order = sorted(range(30), key=lambda i: f"sub/{i:03d}" if i % 2 else f"{i:03d}")
+    np.testing.assert_array_equal(np.concatenate(list(reader.batches(7))), sample[order])
+    npz = _batches(tmp_path)
+    argv = ["--feature-extractor", "pixels", "--extra", "--no_cache"]
+    from_npz = evaluator.main([*npz, *argv])
+    from_folders = evaluator.main([str(tmp_path / "ref"), str(tmp_path / "sample"), *argv])
+    assert np.isnan(from_folders.pop("per_class_recall")) and not np.isnan(from_npz.pop("per_class_recall"))
+    assert from_folders == pytest.approx(from_npz, rel=1e-9)  # the same images, in another order
+    assert f"needs labels (arr_1 of an .npz) in both batches; none in {tmp_path / 'ref'}" in capsys.readouterr().out
+
+
+def test_image_folder_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no .png, .jpg or .jpeg images"):
+        evaluation.evaluator.open_images(tmp_path / "empty")
+    (tmp_path / "mixed").mkdir()
+    Image.fromarray(random_images(1)[0]).save(tmp_path / "mixed" / "a.png")
+    Image.fromarray(random_images(1, size=6)[0]).save(tmp_path / "mixed" / "b.jpg")
+    with pytest.raises(ValueError, match=r"different sizes, 4x4 \(a.png\) and 6x6 \(b.jpg\)"):
+        evaluation.evaluator.open_images(tmp_path / "mixed")
+    (tmp_path / "mixed" / "b.jpg").write_bytes(b"broken")
+    with pytest.raises(ValueError, match="b.jpg: not a readable image"):
+        evaluation.evaluator.open_images(tmp_path / "mixed")
+    with pytest.raises(ValueError, match="is a folder; an .npz file is needed here.*labels"):
+        evaluation.NpzImages(tmp_path / "mixed")  # robustness reads labels: it takes .npz files only

@@ -49,12 +49,14 @@ def run_script(monkeypatch, *args: str) -> None:
 
 
 def script_error(monkeypatch, *args: str) -> str:
-    """The script's exit message: one ``error:`` line, as ``run_main`` prints it."""
+    """The script's exit message: one ``error:`` line and the usage hint, as ``run_main`` prints them."""
     with pytest.raises(SystemExit) as exit_:
         run_script(monkeypatch, *args)
     message = exit_.value.code
-    assert isinstance(message, str) and message.startswith("error: ") and "\n" not in message, message
-    return message
+    assert isinstance(message, str) and message.startswith("error: "), message
+    error, hint = message.split("\n")
+    assert hint == "usage: prepare_fashion.py (--help for all options)", message
+    return error
 
 
 def assert_clear(message: str, *fragments: str) -> None:

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from guided_diffusion.evaluation.autoencoder import load_autoencoder
 from guided_diffusion.evaluation.clean_classifiers import ADM, ARCHITECTURES, create_clean_classifier
 from guided_diffusion.evaluation.feature_extractors import ClassifierExtractor, load_classifier
+from guided_diffusion.evaluation.held_out import unguided_quality
 from guided_diffusion.evaluation.robustness import member_classes
 from guided_diffusion.testbeds import fashion, training
 from guided_diffusion.testbeds.training import ModelSet, command, latest_checkpoint, schedule, train
@@ -49,9 +51,18 @@ def test_the_named_roles_are_there():
     assert cadm["class_cond"] and cadm["label_dropout"] > 0 and not fashion.MODELS["adm"]["flags"]["class_cond"]
     assert fashion.MODELS["classifier"]["flags"]["noised"]
     assert not any(fashion.MODELS[n]["flags"]["noised"] for n in fashion.MODELS if n.startswith(("bank", "feat")))
-    assert not any(spec["flags"]["random_flip"] for spec in fashion.MODELS.values())  # the shoes face left
+    assert not any(spec["flags"].get("random_flip", False) for spec in fashion.MODELS.values())  # shoes face left
+    assert fashion.MODELS["autoencoder"]["script"] == "autoencoder_train"  # the autoencoder never flips
     seeds = [spec["flags"]["seed"] for name, spec in fashion.MODELS.items() if spec["kind"] == "classifier"]
     assert len(seeds) == len(set(seeds))
+
+
+def test_the_testbed_names_every_model_once_by_its_role():
+    testbed = fashion.FASHION
+    roles = [*testbed.models.values(), testbed.classifier, testbed.features, testbed.label_free, *testbed.bank]
+    assert sorted(roles) == sorted(f"fashion/{name}" for name in fashion.MODELS)
+    assert fashion.MODELS["autoencoder"]["kind"] == "autoencoder" and testbed.label_set == "fashion"
+    assert sorted(c for family in testbed.families.values() for c in family) == list(range(10))
 
 
 def test_the_bank_has_five_torchvision_architectures_beside_adms_encoder():
@@ -212,12 +223,33 @@ def test_package_writes_a_manifest_that_loads(tmp_path, one_thread):
     assert size == 12 and isinstance(loaded.net, type(net.net))
 
 
-@pytest.mark.parametrize("name", ["adm", "bank3"])
+def test_an_autoencoder_packages_with_its_reconstruction_error_and_loads_by_path(tmp_path, one_thread):
+    spec = fashion.MODELS["autoencoder"]
+    spec = {**spec, "flags": {**spec["flags"], "image_size": 12, "autoencoder_channels": 4, "code_size": 8}}
+    _, net, _ = training.build(spec)
+    (tmp_path / "autoencoder").mkdir()
+    torch.save(net.state_dict(), tmp_path / "autoencoder" / training.final_checkpoint(spec))
+    images = np.random.default_rng(0).integers(0, 256, (6, 12, 12, 3), dtype=np.uint8)
+    models = ModelSet(testbed="fashion", models={"autoencoder": spec}, sample_flags={}, write_data=lambda d: {},
+                      data="test data", held_out=lambda d: (images, np.arange(6) % 10))
+    out = tmp_path / "out"
+    manifest = training.package(models, "autoencoder", tmp_path, tmp_path / "data", 5.0, {"train": "abc"}, out)
+    assert manifest["kind"] == "autoencoder" and manifest["flags"] == {"image_size": 12, "autoencoder_channels": 4,
+                                                                       "code_size": 8}
+    assert manifest["training"]["command"].startswith("scripts/autoencoder_train.py --data_dir data/fashion/train.npz")
+    assert set(manifest["held_out"]) == {"reconstruction_mse"} and manifest["held_out"]["reconstruction_mse"] > 0
+    loaded = load_autoencoder(str(out / "autoencoder.pt"))
+    assert loaded.encode(torch.zeros(1, 3, 12, 12))[0].shape == (1, 8)
+
+
+@pytest.mark.parametrize("name", ["adm", "bank3", "autoencoder"])
 def test_seconds_per_step_times_the_training_step(name, one_thread):
     spec = fashion.MODELS[name]
     tiny = {**spec, "flags": {**spec["flags"], "batch_size": 2, "image_size": 8}}
     if spec["kind"] == "diffusion":
         tiny["flags"].update(num_res_blocks=1, attention_resolutions="", channel_mult="1,2")
+    if spec["kind"] == "autoencoder":
+        tiny["flags"].update(autoencoder_channels=4)
     cost = training.seconds_per_step(tiny, steps=1, warmup=1)
     assert cost["cpu"] > 0 and cost["wall"] > 0
 
@@ -226,8 +258,6 @@ def test_seconds_per_step_times_the_training_step(name, one_thread):
 def test_unguided_quality_scores_samples_against_the_test_set(one_thread):
     """FID of unguided samples and its train-vs-test floor in a feature network's space, and the per-class grid,
     on a tiny class-conditional model and a few steps."""
-    from guided_diffusion.evaluation.held_out import unguided_quality
-
     flags = {**fashion.MODELS["cadm"]["flags"], "image_size": 8, "num_res_blocks": 1, "attention_resolutions": "",
              "channel_mult": "1,2"}
     torch.manual_seed(0)

@@ -9,7 +9,14 @@ import pytest
 
 from guided_diffusion.evaluation import metrics
 from guided_diffusion.experiments import paired
-from guided_diffusion.experiments.harness import OUTCOMES, Config, Lab
+from guided_diffusion.experiments.harness import (
+    LABEL_FREE_METRICS,
+    LABEL_FREE_OUTCOMES,
+    OUTCOMES,
+    Config,
+    Lab,
+    LabelFree,
+)
 
 
 def test_reuse_takes_only_the_named_samplers_and_precisions_runs(tmp_path):
@@ -37,8 +44,11 @@ class Fixed:
     def extract(self, images):
         return self.outputs
 
+    extract_in_batches = extract
 
-def test_per_sample_outcomes_give_back_the_runs_scores():
+
+@pytest.mark.parametrize("label_free", [False, True])
+def test_per_sample_outcomes_give_back_the_runs_scores(label_free):
     rng = np.random.default_rng(0)
     n, dim, classes = 60, 6, 3
     labels = np.arange(n) % classes
@@ -53,13 +63,24 @@ def test_per_sample_outcomes_give_back_the_runs_scores():
                         for k in range(5)})
     guide = np.where(rng.random(n) < 0.9, labels, (labels + 1) % classes)
     lab._extractors = {"guide": Fixed(logits=np.eye(classes)[guide])}
+    lab.label_free = None
+    if label_free:  # a second feature space, its reference features and samples' features of another size
+        reference = rng.normal(size=(300, 4)).astype(np.float32)
+        lab.label_free = LabelFree(Fixed(pool=(rng.normal(size=(n, 4)) - 0.2).astype(np.float32)), reference,
+                                   metrics.feature_statistics(reference), metrics.manifold_radii(reference, 3))
     config = Config("adm", "vanilla", 2.0, classifier="guide")
     lab.outcomes = {(config, 0): {}}
     scores = lab.evaluate(np.zeros((n, 8, 8, 3)), labels, "guide", outcomes=lab.outcomes[(config, 0)])
     pooled = lab.pooled(config, [0])
     everything = np.arange(n)
-    assert sorted(pooled) == sorted((*OUTCOMES, "seed"))
+    assert sorted(pooled) == sorted((*OUTCOMES, *(LABEL_FREE_OUTCOMES if label_free else ()), "seed"))
+    assert all((key in scores) == label_free for key in LABEL_FREE_METRICS)
+    chosen = paired.scores(lab, guided=True)
+    assert all(chosen[key](pooled, everything) == pytest.approx(value) for key, value in scores.items()
+               if key in chosen)
+    assert set(chosen) == {"fid", "precision", "recall", "robustness", "gap", *(LABEL_FREE_METRICS * label_free)}
     assert paired.robustness(pooled, everything) == pytest.approx(scores["robustness"])
     assert paired.gap(pooled, everything) == pytest.approx(scores["gap"])
     assert paired.precision(pooled, everything) == pytest.approx(scores["precision"])
     assert paired.fid(lab.reference_stats["pool"])(pooled, everything) == pytest.approx(scores["fid"])
+    assert paired.recall(lab.reference["pool"])(pooled, everything) == pytest.approx(scores["recall"])

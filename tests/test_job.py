@@ -4,14 +4,22 @@ The fixtures ``main_job_*.npz`` were written by ``scripts/prog_classifier_sample
 the library (commit ce3e584, one CPU thread); the same commands must still write the same bytes.
 """
 
+import io
+import sys
+
 import numpy as np
 import pytest
 import torch
 
+from guided_diffusion import dist_util
+from guided_diffusion.flags import SAMPLERS
+from guided_diffusion.sampling.figures import image_grid, png_name
 from guided_diffusion.sampling.job import MainJob, job_args
+from guided_diffusion.sampling.samplers import progress_bar, respacing_for, sample_loop
 
 from golden import FIXTURES
 from launch import run_python
+from tiny import tiny_model_and_diffusion
 
 COMMANDS = {
     "main_job_prog_trajectory.npz": ["--timestep_respacing", "8", "--num_samples", "5", "--batch_size", "3",
@@ -61,3 +69,55 @@ def test_given_networks_are_copied_before_a_precision_casts_them():
     cast = MainJob(args, device=torch.device("cpu"), model=model, classifier=from_disk.classifier).load()
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert any(v.dtype == torch.bfloat16 for v in cast.model.state_dict().values())
+
+
+class CountingBar:
+    """Stands in for a tqdm bar: its updates."""
+
+    def __init__(self):
+        self.updates = []
+
+    def update(self, n=1):
+        self.updates.append(n)
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_progress_bar_moves_every_step(one_thread, monkeypatch):
+    bar = CountingBar()
+    for sampler in SAMPLERS:  # the loops the ADM scripts call, with the scripts' bar
+        model, diffusion = tiny_model_and_diffusion(timestep_respacing=respacing_for(sampler, "3"))
+        sample_loop(diffusion, sampler)(model, (1, 3, 8, 8), progress=bar)
+    assert bar.updates == [1] * 3 * len(SAMPLERS)
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    job = MainJob(job_args(["--timestep_respacing", "3", "--num_samples", "2", "--batch_size", "1"]),
+                  device=torch.device("cpu")).load()
+    with progress_bar(2 * job.diffusion.num_timesteps) as bar:  # the main job's: batches x steps
+        done = [(job.batch(range(i, i + 1), progress=bar), bar.n)[1] for i in range(2)]
+    assert done == [3, 6] and "6/6" in sys.stderr.getvalue()
+    assert progress_bar(6, enabled=False).disable  # --progress False
+    monkeypatch.setattr(dist_util, "get_rank", lambda: 1)
+    assert progress_bar(6).disable  # ranks other than 0
+    monkeypatch.setattr(dist_util, "get_rank", lambda: 0)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert progress_bar(6).disable  # stderr not a terminal
+
+
+def test_png_names_and_grid_captions():
+    names = ["zero", "T-shirt/top", "2", "Sneaker"]
+    assert png_name(12, 3, names) == "000012_label3_sneaker.png"
+    assert png_name(12, 1, names) == "000012_label1_t_shirt_top.png"
+    assert png_name(12, 2, names) == "000012_label2.png"  # a name that is the label adds nothing
+    assert png_name(12) == "000012.png"
+    images = np.full((3, 16, 16, 3), 128, np.uint8)
+    plain, captioned = image_grid(images, 2), image_grid(images, 2, captions=["zero", "one", "two"])
+    assert captioned.shape[1] == plain.shape[1] and captioned.shape[0] > plain.shape[0]
+    line = captioned.shape[0] // 2 - 16 - 1  # the height of a caption
+    assert (captioned[17: 17 + line, 1:17] < 128).any()  # ink under the first image
+    assert (captioned[-line - 1:, 18:34] == 255).all()  # none under the empty fourth cell
+    with pytest.raises(ValueError, match="2 captions for 3 images"):
+        image_grid(images, 2, captions=["a", "b"])

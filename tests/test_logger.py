@@ -48,6 +48,18 @@ def test_kvs_go_to_every_format(tmp_path, capsys):
     assert "| loss" in capsys.readouterr().out
 
 
+def test_files_without_rows_are_not_left_behind(tmp_path):
+    logger.configure(dir=str(tmp_path), format_strs=["log", "csv", "json"])
+    logger.log("sampling...")
+    logger.reset()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.txt"]
+    (tmp_path / "progress.csv").write_text("step\n1\n")
+    logger.configure(dir=str(tmp_path), format_strs=["csv"])
+    logger.logkv("step", 7)
+    logger.dumpkvs()
+    assert read_csv(tmp_path / "progress.csv") == [{"step": "7"}]  # a rerun starts the table over, as before
+
+
 def test_log_levels(tmp_path):
     logger.configure(dir=str(tmp_path), format_strs=["log"])
     logger.info("hello", 3)
@@ -98,7 +110,7 @@ def test_comm_averages_weighted_by_counts_and_root_writes(tmp_path):
     logger.configure(dir=str(tmp_path / "r1"), format_strs=["csv"], comm=FakeComm(1, {}))
     logger.logkv("loss", 1.0)
     assert logger.dumpkvs() == {}
-    assert (tmp_path / "r1" / "progress.csv").read_text() == ""
+    assert not (tmp_path / "r1" / "progress.csv").exists()  # no row, no file
 
 
 def test_scoped_configure_restores_previous_logger(tmp_path):

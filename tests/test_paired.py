@@ -36,6 +36,31 @@ def test_the_paired_fid_difference_covers_the_truth_and_is_each_seeds_fid_averag
     assert result["mcnemar"]["only_a"] == int((majority_a & ~majority_b).sum())
 
 
+def test_the_paired_recall_interval_has_the_width_of_the_differences_spread_over_independent_draws():
+    """Recall's k-NN radii among the samples: half-samples over pooled seeds give an interval whose width matches
+    the spread of the recall difference between two paired arms over 60 independent replications (the bootstrap's
+    duplicates shrink it and move it off the estimate)."""
+    rng = np.random.default_rng(4)
+    reference = rng.normal(size=(400, DIM))
+    recall = paired.recall(reference)
+
+    def arms() -> tuple[dict, dict]:
+        shared = rng.normal(size=(SEEDS * N, DIM))
+        return (outcomes(rng, shared, np.zeros(DIM), 0.5),
+                outcomes(rng, 0.6 * shared, np.zeros(DIM), 0.5))  # b: narrower, so lower recall
+
+    differences = [recall(a, np.arange(SEEDS * N)) - recall(b, np.arange(SEEDS * N)) for a, b in
+                   (arms() for _ in range(60))]
+    a, b = arms()
+    result = paired.compare(a, b, {"recall": recall}, num_draws=200)["recall"]
+    half_width = (result["high"] - result["low"]) / 2
+    assert result["low"] > 0
+    assert 0.75 < half_width / (1.96 * np.std(differences)) < 1.3
+    assert abs((result["low"] + result["high"]) / 2 - result["estimate"]) < 0.25 * half_width
+    by_seed = [metrics.precision_recall(reference, a["pool"][a["seed"] == s], 3)[1] for s in range(SEEDS)]
+    assert recall(a, np.arange(SEEDS * N)) == pytest.approx(np.mean(by_seed))
+
+
 def test_unpaired_runs_are_refused():
     rng = np.random.default_rng(1)
     shared = rng.normal(size=(SEEDS * N, DIM))

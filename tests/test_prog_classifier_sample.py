@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from guided_diffusion import script_util as su
 from guided_diffusion.progressive.information_degree import InformationDegree, gamma_per_step
@@ -68,7 +69,8 @@ def digest(path):
 
 @pytest.mark.parametrize("sampler", ["ddpm", "dpmpp_2m"])
 def test_output_format_and_saved_information_degree(tmp_path, checkpoints, sampler):
-    sample(tmp_path, base_args(checkpoints, save_trajectory=3, gamma=0.3, sampler=sampler))
+    sample(tmp_path, base_args(checkpoints, save_trajectory=3, gamma=0.3, sampler=sampler, grid_labels=True,
+                               save_png=tmp_path / "png"))
     out = load(tmp_path / "samples_5x8x8x3.npz")
     assert sorted(out) == ["arr_0", "arr_1", "information_degree", "trajectory_x0"]
     assert out["arr_0"].dtype == np.uint8 and out["arr_0"].shape == (5, 8, 8, 3) and out["arr_0"].std() > 0
@@ -83,7 +85,14 @@ def test_output_format_and_saved_information_degree(tmp_path, checkpoints, sampl
     assert np.abs(last_x0 - out["arr_0"][:3]).max() <= 3  # the last prediction of x_0 is (nearly) the sample
     for name in ("samples_5x8x8x3.png", "trajectory.png", "run_args.json"):
         assert (tmp_path / name).stat().st_size > 0
-    assert json.loads((tmp_path / "run_args.json").read_text())["gamma"] == 0.3
+    run_args = json.loads((tmp_path / "run_args.json").read_text())
+    assert run_args["gamma"] == 0.3 and "save_png" not in run_args  # output-only flags may change on a resume
+    assert not (tmp_path / "progress.csv").exists()  # no empty log file
+    pngs = sorted((tmp_path / "png").iterdir())  # without a label set the class names are the labels
+    assert [p.name for p in pngs] == [f"{i:06d}_label{y}.png" for i, y in enumerate(out["arr_1"])]
+    assert np.array_equal(np.asarray(Image.open(pngs[4])), out["arr_0"][4])
+    grid = np.asarray(Image.open(tmp_path / "samples_5x8x8x3.png"))
+    assert grid.shape[0] > 8 * 8 + 2  # a row of 64-pixel images with their captions under them
 
     sample(tmp_path / "per_step", base_args(checkpoints, save_trajectory=1, gamma=0.3, gamma_reference_steps=0))
     out = load(tmp_path / "per_step" / "samples_5x8x8x3.npz")
@@ -91,7 +100,7 @@ def test_output_format_and_saved_information_degree(tmp_path, checkpoints, sampl
     np.testing.assert_allclose(out["information_degree"][3], degree.at(3).numpy(), atol=1e-7)
 
 
-@pytest.mark.parametrize("guidance", ["vanilla", "uniform_ls", "ls", "eds", "prog_eds", "cfg", "none"])
+@pytest.mark.parametrize("guidance", ["vanilla", "uniform_ls", "ls", "eds", "prog_eds", "ramped", "cfg", "none"])
 def test_every_guidance_runs(tmp_path, checkpoints, guidance):
     sample(tmp_path, base_args(checkpoints, guidance=guidance, num_samples=2, save_trajectory=1,
                                use_ddim=guidance == "eds"))
@@ -102,6 +111,9 @@ def test_every_guidance_runs(tmp_path, checkpoints, guidance):
         assert (s == np.eye(3)[out["arr_1"][0]]).all()
     elif guidance == "ls":
         assert np.allclose(s, s[0]) and s[0].max() == pytest.approx(0.9)
+    elif guidance == "ramped":  # ProG's information degree, which scales vanilla guidance
+        degree = InformationDegree.from_relevance(RELEVANCE, torch.as_tensor(out["arr_1"][:1]), 0.04)
+        assert not (s[0] == np.eye(3)[out["arr_1"][0]]).all() and np.allclose(s[0], degree.at(0).numpy()[0])
 
 
 @pytest.mark.parametrize("sampler", ["ddpm", "dpmpp_2m", "dpmpp_2m_sde"])
@@ -151,7 +163,7 @@ def test_killed_run_resumes_to_the_same_file(tmp_path, checkpoints, sampler):
     assert 2 <= len(done) < 8, "the run was not killed mid-way"
     assert not (tmp_path / "cut" / "samples_8x8x8x3.npz").exists()
 
-    sample(tmp_path / "cut", args)
+    sample(tmp_path / "cut", [*args, "--grid_labels", "True", "--progress", "False"])  # output flags may change
     assert digest(tmp_path / "cut" / "samples_8x8x8x3.npz") == digest(tmp_path / "whole" / "samples_8x8x8x3.npz")
     assert all((shards / name).stat().st_mtime_ns == mtime for name, mtime in done.items())  # not redone
     assert f"{len(done)} samples already on disk" in (tmp_path / "cut" / "log.txt").read_text()
@@ -172,7 +184,7 @@ def test_killed_run_resumes_to_the_same_file(tmp_path, checkpoints, sampler):
     ({"classifier_path": "{checkpoints}/model.pt"}, "model.pt is a diffusion model's checkpoint, not a classifier"),
     ({"label_dropout": 0.0}, "--label_dropout should be > 0"),
     ({"label_set": "digits"}, "--label_set digits has 10 classes but the classifier has 3"),
-    ({"sampler": "euler"}, "--sampler must be one of ddpm, ddim, dpmpp_2m"),
+    ({"sampler": "euler"}, "argument --sampler: invalid choice: 'euler' (choose from 'ddpm', 'ddim', "),
     ({"sampler": "dpmpp_2m", "use_ddim": True}, "--use_ddim True and --sampler dpmpp_2m disagree"),
     ({"precision": "fp16"}, "--precision fp16 needs a CUDA device"),
     ({"precision": "bf16", "use_fp16": True}, "do not combine"),
@@ -206,7 +218,7 @@ SHIPPED_JOB = ["--num_samples", "2", "--batch_size", "2", "--timestep_respacing"
     (["--classifier_path", "{broken}/adm_copy.pt"], "adm_copy.pt is a diffusion model's checkpoint, not a classifier"),
     (["--model_path", "digits/classifier"], "--model_path digits/classifier is a classifier model, not a diffusion"),
     (["--timestep_respacing", "abc"], "--timestep_respacing 'abc' is not a step count"),
-    (["--image_size", "32"], "likely wrong flags: --image_size should be 16 (is 32)"),
+    (["--image_size", "32"], "--model_path digits/adm is the shipped digits/adm, made with --image_size 16 (not 32)"),
 ])
 def test_bad_files_and_flags_for_the_shipped_job_are_one_line(tmp_path, broken_files, nproc, args, message):
     args = [a.format(broken=broken_files) for a in args]

@@ -8,6 +8,7 @@ import torch
 
 from guided_diffusion import script_util as su
 from guided_diffusion.progressive import relevance as rel
+from guided_diffusion.testbeds.gaussian_mixture import Structure, true_relevance
 
 DIGITS = rel.load_descriptions(rel.CLASS_DESCRIPTIONS_DIR / "digits.json")
 
@@ -194,3 +195,18 @@ def test_every_description_is_two_or_three_sentences(label_set):
         assert 2 <= len(sentences) <= 3, (e["name"], sentences)
         assert len(e["description"].split()) >= 20
     assert len({e["description"] for e in entries}) == len(entries)
+
+
+def test_the_controls_keep_the_rows_entropy_and_lose_their_content():
+    true = true_relevance(Structure(), 0.5)
+    smoothing = rel.entropy_matched_smoothing(true)
+    assert abs(rel.entropy(smoothing[3]) - rel.entropy(true[3])) < 1e-9
+    assert np.allclose(np.diag(smoothing), smoothing[0, 0]) and smoothing[0, 0] > 0.5  # spread over 11, not 3
+    mixed = rel.shuffled_relevance(true)
+    assert np.allclose(np.diag(mixed), 0.5) and np.allclose(mixed.sum(1), 1)
+    assert all(abs(rel.entropy(mixed[c]) - rel.entropy(true[c])) < 1e-12 for c in range(12))
+    assert (mixed != true).any()
+    fashion = rel.load_relevance(rel.shipped_relevance("fashion"))  # rows of different entropies: each matched
+    matched = rel.entropy_matched_smoothing(fashion)
+    assert np.allclose([rel.entropy(r) for r in matched], [rel.entropy(r) for r in fashion], atol=1e-9)
+    assert np.allclose(matched.sum(1), 1) and len(set(np.round(np.diag(matched), 6))) > 1

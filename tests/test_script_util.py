@@ -1,6 +1,5 @@
 import argparse
 import json
-import re
 
 import pytest
 import torch
@@ -99,29 +98,6 @@ def test_diffusion_options_select_types():
                                      timestep_respacing="10")
     assert d.model_var_type == gd.ModelVarType.FIXED_SMALL and d.loss_type == gd.LossType.RESCALED_MSE
     assert d.num_timesteps == 10
-
-
-def _documented_checkpoint_flags() -> dict:
-    docs = (FIXTURES.parents[1] / "docs" / "compatibility.md").read_text()
-    rows = re.findall(r"^\| \[`([\w.]+\.pt)`\]\(\S+\) \| (\w+) \| `([^`]*)` \|$", docs, re.M)
-    return {name: (kind, flags.split()) for name, kind, flags in rows}
-
-
-def test_docs_list_every_official_checkpoint():
-    listed = _documented_checkpoint_flags()
-    assert sorted(listed) == sorted(json.loads((FIXTURES / m).read_text())["checkpoint"] for m in MANIFESTS)
-
-
-@pytest.mark.parametrize("name", MANIFESTS)
-def test_readme_flags_build_official_state_dicts(name):
-    manifest = json.loads((FIXTURES / name).read_text())
-    kind, argv = _documented_checkpoint_flags()[manifest["checkpoint"]]
-    assert kind == manifest["kind"]
-    flags = dict(zip(argv[0::2], argv[1::2], strict=True))
-    model = build_from_flags(kind, {k.lstrip("-"): v for k, v in flags.items()})
-    expected = manifest["state_dict"]
-    expected = [[k, list(v)] for k, v in (expected.items() if isinstance(expected, dict) else expected)]
-    assert [[k, list(v.shape)] for k, v in model.state_dict().items()] == expected
 
 
 def test_label_dropout_adds_a_null_class_used_only_in_training():

@@ -93,7 +93,7 @@ def test_sampling_is_reproducible_and_feeds_super_resolution(tmp_path, image_fol
              "--model_path", tmp_path / "train" / "model000001.pt"]
     sample = [*plain, "--use_ddim", "True"]
     *_, proc = together(
-        lambda: script("image_sample", tmp_path / "a", *sample, "--seed", 7),
+        lambda: script("image_sample", tmp_path / "a", *sample, "--seed", 7, "--save_png", tmp_path / "png"),
         lambda: script("image_sample", tmp_path / "b", *sample, "--seed", 7),
         lambda: script("image_sample", tmp_path / "fast", *plain, "--seed", 7, "--sampler", "dpmpp_2m", "--precision",
                        "bf16"),
@@ -101,6 +101,9 @@ def test_sampling_is_reproducible_and_feeds_super_resolution(tmp_path, image_fol
     a = load_samples(tmp_path / "a" / "samples_3x8x8x3.npz")
     b = load_samples(tmp_path / "b" / "samples_3x8x8x3.npz")
     assert np.array_equal(a["arr_0"], b["arr_0"]) and np.array_equal(a["arr_1"], b["arr_1"])
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [f"{i:06d}_label{y}.png"
+                                                                     for i, y in enumerate(a["arr_1"])]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["log.txt", "samples_3x8x8x3.npz"]  # no empty csv
     assert load_samples(tmp_path / "fast" / "samples_3x8x8x3.npz")["arr_0"].shape == (3, 8, 8, 3)
     assert_one_line_error(proc, "--use_ddim True and --sampler dpmpp_2m disagree")
 

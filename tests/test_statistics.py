@@ -10,6 +10,7 @@ from guided_diffusion.experiments.statistics import (
     matched_difference,
     mcnemar,
     paired_bootstrap,
+    paired_half_sampling,
 )
 
 
@@ -21,6 +22,24 @@ def test_the_paired_interval_covers_a_known_difference_and_is_narrower_than_unpa
     assert paired.low < 0.1 < paired.high and paired.excludes_zero()
     unpaired = paired_bootstrap(lambda i: a[i].mean() - b[rng.integers(0, 2000, 2000)].mean(), 2000, 200)
     assert (paired.high - paired.low) < (unpaired.high - unpaired.low) / 3
+
+
+def test_half_samples_give_a_means_bootstrap_interval_and_draw_half_of_each_seed_without_duplicates():
+    rng = np.random.default_rng(3)
+    shared = rng.normal(size=1200)
+    a, b = shared + 0.1 + 0.2 * rng.normal(size=1200), shared + 0.2 * rng.normal(size=1200)
+    strata = np.repeat(np.arange(3), 400)
+    seen = []
+
+    def statistic(i: np.ndarray) -> float:
+        seen.append(i)
+        return a[i].mean() - b[i].mean()
+
+    half = paired_half_sampling(statistic, 1200, 300, strata=strata)
+    bootstrap = paired_bootstrap(lambda i: a[i].mean() - b[i].mean(), 1200, 1000, strata=strata)
+    assert half.estimate == pytest.approx(bootstrap.estimate) and half.low < 0.1 < half.high
+    assert (half.high - half.low) == pytest.approx(bootstrap.high - bootstrap.low, rel=0.2)
+    assert all(len(np.unique(i)) == 600 and np.bincount(strata[i]).tolist() == [200] * 3 for i in seen[1:])
 
 
 def test_a_difference_of_proportions_in_points():

@@ -22,6 +22,7 @@ Extractors available by name through :func:`create_extractor`:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -109,6 +110,20 @@ class FeatureExtractor(ABC):
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Features of a uint8 NHWC tensor already on :attr:`device`."""
 
+    def options(self) -> dict:
+        """What besides the class and the weights sets the features (input size, layers): part of :meth:`identity`."""
+        return {}
+
+    def identity(self) -> str:
+        """sha256 of the class, :meth:`options` and every weight and buffer: equal for extractors that give the
+        same features (up to the device's rounding), the key of cached features."""
+        digest = hashlib.sha256(json.dumps({"class": f"{type(self).__module__}.{type(self).__qualname__}",
+                                            "options": self.options()}, sort_keys=True).encode())
+        for name, tensor in self.model.state_dict().items():
+            digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        return digest.hexdigest()
+
     @torch.no_grad()
     def extract(self, images: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
         """Features of one batch of uint8 NHWC images, as float32/int64 numpy arrays."""
@@ -119,6 +134,11 @@ class FeatureExtractor(ABC):
             )
         out = self.features(images.to(self.device))
         return {k: v.cpu().numpy() for k, v in out.items()}
+
+    def extract_in_batches(self, images: np.ndarray, batch_size: int = 500) -> dict[str, np.ndarray]:
+        """:meth:`extract` of ``batch_size`` images at a time, concatenated (a reference set at once)."""
+        parts = [self.extract(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -216,6 +236,9 @@ class InceptionExtractor(FeatureExtractor):
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(InceptionV3TF.preprocess(images))
 
+    def options(self) -> dict:
+        return {"size": INCEPTION_SIZE, "spatial_channels": SPATIAL_CHANNELS}
+
 
 def _last_linear(model: nn.Module) -> nn.Module:
     layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
@@ -242,6 +265,9 @@ class ClassifierExtractor(FeatureExtractor):
         self.image_size = image_size
         self.head = _last_linear(self.model)
         self._middle = getattr(self.model, "middle_block", None)
+
+    def options(self) -> dict:
+        return {"image_size": self.image_size, "spatial_grid": self.SPATIAL_GRID}
 
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         x = images.permute(0, 3, 1, 2).float() / 127.5 - 1

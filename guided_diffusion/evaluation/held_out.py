@@ -16,6 +16,7 @@ from torch import nn
 
 from ..sampling.figures import image_grid
 from ..sampling.job import MainJob, job_args
+from .autoencoder import reconstruction_mse
 from .feature_extractors import FeatureExtractor
 from .metrics import channel_gap, feature_statistics, frechet_distance
 
@@ -72,22 +73,20 @@ def held_out_metrics(kind: str, net: nn.Module, diffusion, images: np.ndarray, l
 
     diffusion models: ``denoising_mse`` (conditional models see the labels);
     classifiers: ``accuracy`` on clean images, and for noise-aware ones
-    ``accuracy_t{t}`` at each of :data:`EVAL_TIMESTEPS`.
+    ``accuracy_t{t}`` at each of :data:`EVAL_TIMESTEPS`; autoencoders:
+    ``reconstruction_mse`` (images in [-1, 1]).
     """
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     y = torch.from_numpy(labels).long()
     net = net.float().eval()
+    if kind == "autoencoder":
+        return {"reconstruction_mse": reconstruction_mse(net, x)}
     if kind == "diffusion":
         return {"denoising_mse": denoising_mse(net, diffusion, x, y if net.num_classes is not None else None)}
     metrics = {"accuracy": accuracy(net, diffusion, x, y, 0)}
     if noised:
         metrics.update({f"accuracy_t{t}": accuracy(net, diffusion, x, y, t) for t in EVAL_TIMESTEPS if t})
     return metrics
-
-
-def _features(extractor: FeatureExtractor, images: np.ndarray, batch_size: int = 500) -> dict[str, np.ndarray]:
-    parts = [extractor.extract(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
-    return {k: np.concatenate([p[k] for p in parts]) for k in ("pool", "logits")}
 
 
 @torch.no_grad()
@@ -103,8 +102,8 @@ def unguided_quality(model: nn.Module, info: dict, features: FeatureExtractor, t
     args = job_args(["--model_path", info["name"], "--guidance", "none", "--classes", "balanced"],
                     model_manifest=info, num_samples=num_samples, batch_size=batch_size)
     out = MainJob(args, device=torch.device("cpu"), model=model.float().eval()).load().sample()
-    sampled = _features(features, out["images"])
-    reference = feature_statistics(_features(features, test_images)["pool"])
+    sampled = features.extract_in_batches(out["images"])
+    reference = feature_statistics(features.extract_in_batches(test_images)["pool"])
     rng = np.random.default_rng(0)
     floor = train_images[np.sort(rng.choice(len(train_images), num_samples, replace=False))]
     labels = out["labels"] if args.class_cond else sampled["logits"].argmax(axis=1)
@@ -115,8 +114,8 @@ def unguided_quality(model: nn.Module, info: dict, features: FeatureExtractor, t
         chosen = out["images"][labels == c][:per_class]
         rows += [chosen, *([blank] * (per_class - len(chosen)))]
     metrics = {"fid_vs_test": frechet_distance(*feature_statistics(sampled["pool"]), *reference),
-               "fid_floor_train_vs_test": frechet_distance(*feature_statistics(_features(features, floor)["pool"]),
-                                                           *reference),
+               "fid_floor_train_vs_test": frechet_distance(
+                   *feature_statistics(features.extract_in_batches(floor)["pool"]), *reference),
                "samples": num_samples, "test_images": len(test_images),
                "sampling": f"main job, --guidance none, {args.timestep_respacing} steps, seed {args.seed}",
                "grid_rows": "labels" if args.class_cond else "classified by the feature network"}

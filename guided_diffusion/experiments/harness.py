@@ -25,18 +25,22 @@ import torch
 from .. import script_util as su
 from ..checkpoints import load_checkpoint
 from ..evaluation import metrics
+from ..evaluation.autoencoder import AutoencoderExtractor, load_autoencoder
 from ..evaluation.feature_extractors import ClassifierExtractor, load_classifier
 from ..evaluation.robustness import adversarial_gap, bank_top1, build_bank, robustness
 from ..models import manifest
+from ..progressive.plan import RELEVANCE_GUIDANCES
 from ..progressive.relevance import (
     CLASS_DESCRIPTIONS_DIR,
     classifier_confusion,
     create_encoder,
+    entropy_matched_smoothing,
     load_descriptions,
     load_relevance,
     relevance_from_confusion,
     relevance_from_descriptions,
     shipped_relevance,
+    shuffled_relevance,
 )
 from ..sampling.job import MainJob, job_args
 from ..sampling.samplers import MODEL_FLAGS
@@ -48,6 +52,9 @@ GUIDE_METRICS = ("guide_top1", "gap", "fooled_fraction")
 # per sample: its label, its pooled features (FID's), inside the reference manifold (precision's term), each bank
 # member's top-1 correct ([N, members]) and, for classifier guidance, the guide's top-1 correct
 OUTCOMES = ("labels", "pool", "in_reference", "bank_correct", "guide_correct")
+# with a label-free feature network: FID, precision and recall in its space too, and per sample its features
+LABEL_FREE_METRICS = ("fid_label_free", "precision_label_free", "recall_label_free")
+LABEL_FREE_OUTCOMES = ("pool_label_free", "in_reference_label_free")
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,7 @@ class Config:
     """One sampling setting; ``relevance`` names where s_T comes from (see Lab.relevance)."""
 
     model: str  # a key of the testbed's models: adm | cadm
-    guidance: str  # none | vanilla | prog | uniform_ls | ls | eds | prog_eds | cfg
+    guidance: str  # none | vanilla | prog | uniform_ls | ls | eds | prog_eds | ramped | cfg
     scale: float = 1.0
     gamma: float = 0.04
     reference_steps: int | None = 250  # gamma stated for this many steps (None: per actual step)
@@ -66,6 +73,7 @@ class Config:
     steps: int = 0  # 0: the lab's step count
     precision: str = "fp32"
     spacing: str = ""  # "": uniform in time (ADM's respacing; the solvers' from T - T/N); "logsnr": in log-SNR
+    samples: int = 0  # 0: the lab's sample count
 
     def label(self) -> str:
         name = self.model.upper()
@@ -80,6 +88,8 @@ class Config:
             parts.append("ProG")
         if self.guidance in ("uniform_ls", "ls"):
             parts.append("uniform LS" + (" (no schedule)" if self.guidance == "ls" else ""))
+        if self.guidance == "ramped":
+            parts.append("ramped scale")
         return " + ".join(parts) + f" (s={self.scale:g})"
 
     @property
@@ -107,9 +117,15 @@ class Lab:
         self.features = ClassifierExtractor(*load_classifier(testbed.features), device)
         self.bank = build_bank(list(testbed.bank), device=device)
         self.train_images, self.train_labels = testbed.reference()
-        self.reference = self.features.extract(self.train_images)
+        self.reference = self.features.extract_in_batches(self.train_images)
         self.reference_stats = {k: metrics.feature_statistics(self.reference[k]) for k in ("pool", "spatial")}
         self.reference_radii = metrics.manifold_radii(self.reference["pool"], 3)
+        self.label_free = None  # the label-free extractor, its reference features, statistics and radii
+        if testbed.label_free:
+            extractor = AutoencoderExtractor(load_autoencoder(testbed.label_free), device)
+            pool = extractor.extract_in_batches(self.train_images)["pool"]
+            self.label_free = LabelFree(extractor, pool, metrics.feature_statistics(pool),
+                                        metrics.manifold_radii(pool, 3))
         self._relevance: dict[str, np.ndarray] = {}
         self._encoder = None  # the MiniLM text encoder, loaded on first use
         self.cache: dict[tuple, dict] = {}
@@ -134,11 +150,16 @@ class Lab:
     def relevance(self, source: str) -> np.ndarray:
         """``text`` (the label set's shipped text matrix, the paper's shaping), ``text_top{k}``,
         ``text_T{temperature}``, ``confusion`` (the guidance classifier's confusion profiles on the reference
-        images)."""
+        images); the controls of ``text``: ``shuffled`` (each row's off-target entries permuted) and
+        ``ls_matched`` (uniform off the condition, each row's entropy kept)."""
         if source not in self._relevance:
             classes = self.testbed.num_classes
             if source == "text":
                 matrix = load_relevance(shipped_relevance(self.testbed.label_set), classes)
+            elif source == "shuffled":
+                matrix = shuffled_relevance(self.relevance("text"))
+            elif source == "ls_matched":
+                matrix = entropy_matched_smoothing(self.relevance("text"))
             elif source.startswith("text_"):
                 option = source[len("text_"):]
                 shaping = {"top_k": int(option[3:])} if option.startswith("top") else {"temperature": float(option[1:])}
@@ -174,9 +195,10 @@ class Lab:
                         gamma=config.gamma, gamma_reference_steps=config.reference_steps or 0, ls_eps=config.ls_eps,
                         classifier_path=config.classifier, sampler=config.sampler,
                         timestep_respacing=f"{config.spacing}{self.steps_of(config)}", precision=config.precision,
-                        classes="balanced", seed=seed, num_samples=self.num_samples, batch_size=self.batch_size,
+                        classes="balanced", seed=seed, num_samples=config.samples or self.num_samples,
+                        batch_size=self.batch_size,
                         num_classes=self.testbed.num_classes, **scale)
-        prog = config.guidance in ("prog", "prog_eds")
+        prog = config.guidance in RELEVANCE_GUIDANCES
         classifier = self.classifier(config.classifier) if config.guided_by_classifier else None
         return MainJob(args, relevance=self.relevance(config.relevance) if prog else None, device=self.device,
                        model=self.models[config.model], classifier=classifier).load()
@@ -190,7 +212,7 @@ class Lab:
                  keep: dict | None = None, outcomes: dict | None = None) -> dict[str, float]:
         """The scores of ``images``; ``keep`` gets the guide's and the bank's top-1, ``outcomes`` the
         :data:`OUTCOMES`."""
-        features = self.features.extract(images)
+        features = self.features.extract_in_batches(images)
         result = {
             "fid": metrics.frechet_distance(*metrics.feature_statistics(features["pool"]),
                                             *self.reference_stats["pool"]),
@@ -202,11 +224,20 @@ class Lab:
         result["density"], result["coverage"] = metrics.density_coverage(self.reference["pool"], features["pool"])
         result["per_class_recall"] = metrics.per_class_recall(self.reference["pool"], self.train_labels,
                                                               features["pool"], labels, 3)
-        bank = self.bank.extract(images)
+        bank = self.bank.extract_in_batches(images)
         result["robustness"] = robustness(bank, labels)["robustness"]
         if outcomes is not None:
             outcomes.update(labels=labels, pool=features["pool"], in_reference=self.in_reference(features["pool"]),
                             bank_correct=(bank_top1(bank) == labels).T)
+        if self.label_free is not None:
+            pool = self.label_free.extractor.extract_in_batches(images)["pool"]
+            result["fid_label_free"] = metrics.frechet_distance(*metrics.feature_statistics(pool),
+                                                                *self.label_free.statistics)
+            result["precision_label_free"], result["recall_label_free"] = metrics.precision_recall(
+                self.label_free.reference, pool, 3)
+            if outcomes is not None:
+                outcomes.update(pool_label_free=pool, in_reference_label_free=within(
+                    self.label_free.reference, self.label_free.radii, pool))
         if guide:
             ranked = self.guide_ranking(images, guide)
             result.update({k: v for k, v in adversarial_gap(bank, ranked, labels).items() if k in GUIDE_METRICS})
@@ -218,9 +249,7 @@ class Lab:
 
     def in_reference(self, pool: np.ndarray) -> np.ndarray:
         """Per sample: within the k-NN radius (k = 3) of some reference, the term precision averages."""
-        d = metrics.squared_distances(torch.as_tensor(self.reference["pool"], dtype=torch.float32),
-                                      torch.as_tensor(pool, dtype=torch.float32))
-        return (d <= self.reference_radii[:, None]).any(dim=0).numpy()
+        return within(self.reference["pool"], self.reference_radii, pool)
 
     def guide_ranking(self, images: np.ndarray, guide: str) -> np.ndarray:
         """The guide's top-5 classes on ``images`` (t = 0), best first."""
@@ -230,7 +259,7 @@ class Lab:
     def verdicts(self, images: np.ndarray, guide: str) -> dict[str, np.ndarray]:
         """What the guide (``guide_top1``) and each bank member (``bank_top1``, members x N) read."""
         return {"guide_top1": self.guide_ranking(images, guide)[:, 0],
-                "bank_top1": bank_top1(self.bank.extract(images))}
+                "bank_top1": bank_top1(self.bank.extract_in_batches(images))}
 
     def run(self, config: Config, seed: int, keep: bool = False) -> dict[str, float]:
         """The scores of ``config`` at ``seed`` (cached); ``keep`` also keeps its images and predictions."""
@@ -277,6 +306,23 @@ class Lab:
         return {"command": command, "machine": machine(self.device), "seconds": elapsed,
                 "num_samples": self.num_samples, "steps": self.steps, **extra,
                 "runs": [{"config": asdict(c), "seed": s, **r} for (c, s), r in self.cache.items()]}
+
+
+@dataclass(frozen=True)
+class LabelFree:
+    """A label-free feature network with the reference's features, their statistics and k-NN radii (k = 3)."""
+
+    extractor: AutoencoderExtractor
+    reference: np.ndarray
+    statistics: tuple[np.ndarray, np.ndarray]
+    radii: torch.Tensor
+
+
+def within(reference: np.ndarray, radii: torch.Tensor, pool: np.ndarray) -> np.ndarray:
+    """Per sample of ``pool``: within the k-NN radius of some reference, the term precision averages."""
+    d = metrics.squared_distances(torch.as_tensor(reference, dtype=torch.float32),
+                                  torch.as_tensor(pool, dtype=torch.float32))
+    return (d <= radii[:, None]).any(dim=0).numpy()
 
 
 def machine(device: torch.device) -> str:

@@ -3,8 +3,9 @@
 Two arms sampled with the same seed share each sample's label and noise (sample i of both starts from the
 same x_T), so their difference is measured pair by pair: a bootstrap that resamples sample indices jointly
 for both arms (and for every scale of a sweep) keeps that pairing, and McNemar's test compares paired
-correct/incorrect outcomes. A comparison "at matched quality" interpolates each arm's sweep to the same
-value of the matching metric instead of taking the nearest grid points.
+correct/incorrect outcomes. Statistics that a resample's duplicates break (recall's k-NN radii among the
+samples) get paired half-samples drawn without replacement instead. A comparison "at matched quality" interpolates each
+arm's sweep to the same value of the matching metric instead of taking the nearest grid points.
 """
 
 from __future__ import annotations
@@ -52,6 +53,22 @@ def paired_bootstrap(statistic: Callable[[np.ndarray], float], n: int, num_draws
     estimate = statistic(np.arange(n))
     draws = np.array([statistic(resample()) for _ in range(num_draws)])
     return _percentile_interval(estimate, draws, confidence)
+
+
+def paired_half_sampling(statistic: Callable[[np.ndarray], float], n: int, num_draws: int = 1000,
+                         confidence: float = 0.95, seed: int = 0, strata: np.ndarray | None = None) -> Interval:
+    """``statistic(indices)`` on all ``n`` sample indices, with an interval from ``num_draws`` half-samples drawn
+    without replacement (half of each stratum), the same indices for every arm the statistic reads: the estimate
+    plus the percentiles of the half-samples' values around their mean. A half-sample without replacement varies
+    as much as the full sample does (finite-population factor 1/2 times twice the variance), and it has no
+    duplicates, which break statistics on k-NN radii among the samples (recall)."""
+    rng = np.random.default_rng(seed)
+    groups = [np.arange(n)] if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    estimate = statistic(np.arange(n))
+    draws = np.array([statistic(np.sort(np.concatenate([rng.choice(g, len(g) // 2, replace=False) for g in groups])))
+                      for _ in range(num_draws)])
+    draws = draws[np.isfinite(draws)]
+    return _percentile_interval(estimate, estimate + draws - draws.mean() if len(draws) else draws, confidence)
 
 
 def difference_of_proportions(a: np.ndarray, b: np.ndarray, num_draws: int = 2000, confidence: float = 0.95,

@@ -22,11 +22,13 @@ from .guidance import (
     EntropyDrivenGuidance,
     ProgressiveEntropyDrivenGuidance,
     ProgressiveGuidance,
+    RampedGuidance,
 )
 from .information_degree import check_gamma, check_relevance, gamma_per_step, uniform_relevance
 from .relevance import load_relevance
 
-GUIDANCES = ("vanilla", "prog", "uniform_ls", "ls", "eds", "prog_eds", "cfg", "none")
+GUIDANCES = ("vanilla", "prog", "uniform_ls", "ls", "eds", "prog_eds", "ramped", "cfg", "none")
+RELEVANCE_GUIDANCES = ("prog", "prog_eds", "ramped")  # those whose s_T comes from a relevance matrix
 GUIDANCE_HELP = {
     "vanilla": "classifier guidance, s grad log p(y | x_t) (Dhariwal & Nichol)",
     "prog": "Progressive Guidance: s_T from the relevance matrix, moved toward one-hot with rate gamma (Eq. 4-5)",
@@ -34,6 +36,7 @@ GUIDANCE_HELP = {
     "ls": "uniform label smoothing without schedule (gamma = 0)",
     "eds": "vanilla guidance with the entropy-driven scale log(C) / H(p(y | x_t)) (Zheng et al. 2022)",
     "prog_eds": "ProG with the entropy-driven scale",
+    "ramped": "a control for ProG: vanilla guidance scaled by ProG's weight on the condition, s_t[c]",
     "cfg": "classifier-free guidance (1 + w) eps(x, y) - w eps(x, null); no classifier",
     "none": "no guidance (a class-conditional model still gets the labels)",
 }
@@ -44,6 +47,7 @@ _CLASSIFIER_GUIDANCE = {
     "ls": ProgressiveGuidance,
     "eds": EntropyDrivenGuidance,
     "prog_eds": ProgressiveEntropyDrivenGuidance,
+    "ramped": RampedGuidance,
 }
 
 
@@ -67,7 +71,7 @@ def plan_guidance(name: str, num_classes: int, num_steps: int, gamma: float, ref
     if name not in GUIDANCES:
         raise ValueError(f"unknown guidance {name!r}; expected one of {', '.join(GUIDANCES)}")
     gamma = check_gamma(gamma)
-    if name in ("prog", "prog_eds"):
+    if name in RELEVANCE_GUIDANCES:
         if relevance is None or (isinstance(relevance, (str, os.PathLike)) and not str(relevance)):
             raise ValueError(f"--guidance {name} needs a relevance matrix (--relevance PATH or --label_set)")
         matrix = (check_relevance(relevance, num_classes) if isinstance(relevance, np.ndarray)

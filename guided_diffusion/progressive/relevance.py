@@ -268,6 +268,46 @@ def relevance_from_confusion(confusion: np.ndarray, top_k: int | None = None,
     return shape_relevance(cosine_similarity(confusion), top_k, temperature)
 
 
+# ---------------------------------------------------------------- controls
+
+
+def entropy(row: np.ndarray) -> float:
+    """The entropy (nats) of a distribution over classes."""
+    p = row[row > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def entropy_matched_smoothing(relevance: np.ndarray, iterations: int = 100) -> np.ndarray:
+    """A control for ProG's s_T: each row uniform off the condition, its s_c set (bisection) so that the row's
+    entropy equals ``relevance``'s: as spread out, but toward no class in particular."""
+    classes = len(relevance)
+    target = np.array([entropy(row) for row in relevance])
+
+    def row_entropy(share: np.ndarray) -> np.ndarray:
+        rest = (1 - share) / (classes - 1)
+        return -(share * np.log(share)) - (classes - 1) * rest * np.log(rest)
+
+    low, high = np.full(classes, 1.0 / classes + 1e-9), np.full(classes, 1.0 - 1e-12)
+    for _ in range(iterations):
+        share = (low + high) / 2
+        above = row_entropy(share) > target
+        low, high = np.where(above, share, low), np.where(above, high, share)
+    matrix = np.repeat(((1 - share) / (classes - 1))[:, None], classes, axis=1)
+    np.fill_diagonal(matrix, share)
+    return matrix
+
+
+def shuffled_relevance(relevance: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A control for ProG's s_T: each row's off-target entries permuted among the other classes (the same
+    entropy, the wrong classes)."""
+    rng = np.random.default_rng(seed)
+    matrix = relevance.copy()
+    for c in range(len(matrix)):
+        others = np.flatnonzero(np.arange(len(matrix)) != c)
+        matrix[c, others] = matrix[c, rng.permutation(others)]
+    return matrix
+
+
 # ---------------------------------------------------------------- storage
 
 

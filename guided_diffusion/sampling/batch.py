@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..gaussian_diffusion import Progress
 from ..progressive.information_degree import InformationDegree
 from ..progressive.plan import GuidancePlan
 from .samplers import sample_loop, to_uint8_nhwc
@@ -16,17 +17,19 @@ from .seeding import SampleNoise
 
 def sample_batch(diffusion, denoiser: Callable, cond_fn: Callable | None, plan: GuidancePlan, labels: torch.Tensor,
                  noise: SampleNoise, *, sampler: str = "ddpm", eta: float = 0.0, clip_denoised: bool = True,
-                 trajectory: int = 0) -> dict[str, np.ndarray]:
+                 trajectory: int = 0, progress: Progress | None = None) -> dict[str, np.ndarray]:
     """Sample one batch: ``images`` (uint8 NHWC) and ``labels``; with ``trajectory = k`` also, for the
     first k samples, ``trajectory_x0`` (steps x k x H x W x 3 uint8, the predicted x_0 at each step) and
-    ``information_degree`` (steps x k x classes float32, the degree each step's guidance used)."""
+    ``information_degree`` (steps x k x classes float32, the degree each step's guidance used).
+    ``progress``: a bar that each step advances by one."""
     device = noise.device
     labels = labels.to(device)
     degree = InformationDegree.from_relevance(plan.relevance, labels, plan.gamma)
     loop = sample_loop(diffusion, sampler, progressive=True, eta=eta)
     x_T = noise.initial()
     steps = loop(denoiser, tuple(x_T.shape), noise=x_T, clip_denoised=clip_denoised, cond_fn=cond_fn,
-                 model_kwargs={"y": labels}, device=device, information_degree=degree, noise_sampler=noise)
+                 model_kwargs={"y": labels}, device=device, information_degree=degree, noise_sampler=noise,
+                 progress=False if progress is None else progress)
     x0_path, degrees = [], []
     out = None
     for k, out in enumerate(steps):

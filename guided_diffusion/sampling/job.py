@@ -1,19 +1,21 @@
 """The main job: sample with Progressive Guidance (or any guidance of the family), on any number of
 processes, resumably. ``scripts/prog_classifier_sample.py`` is this module on the command line:
 
-    mpiexec -n 8 python scripts/prog_classifier_sample.py --gamma 0.04 $MODEL_FLAGS --classifier_scale 1.0 \\
-        --classifier_path 64x64_classifier.pt --model_path 64x64_diffusion.pt \\
+    mpiexec -n 8 python scripts/prog_classifier_sample.py --gamma 0.04 --classifier_scale 1.0 \\
+        --classifier_path models/64x64_classifier.pt --model_path models/64x64_diffusion.pt \\
         --num_samples 50000 --batch_size 256 --timestep_respacing 250
 
 Without --model_path it samples the shipped digits model (digits/adm) with its classifier; a shipped
-model's name (digits/adm, digits/cadm, ...) sets every flag not given to the model's own. Every flag of
+model's name (digits/adm, digits/cadm, ...) or a released ADM checkpoint's file name sets every network
+flag not given to the model's own. Every flag of
 classifier_sample.py, plus --guidance, --gamma, --gamma_reference_steps, --relevance,
---label_set, --ls_eps, --cfg_scale, --classes, --save_trajectory and --eta. Sample i's label, x_T and
+--label_set, --ls_eps, --cfg_scale, --classes, --save_trajectory, --grid_labels and --eta. Sample i's label, x_T and
 step noise depend only on --seed and i, so any number of processes writes the same arrays (on CPUs byte for
 byte when every process runs the same number of threads; else a few pixels may differ by 1/255). Finished
 batches are kept as shards in the output directory (OPENAI_LOGDIR); rerunning the same command resumes.
 Output: samples_NxHxWx3.npz (arr_0 uint8 NHWC images, arr_1 labels; with --save_trajectory K also
-trajectory_x0 and information_degree), samples_NxHxWx3.png and, with K > 0, trajectory.png.
+trajectory_x0 and information_degree), samples_NxHxWx3.png (the first 64; --grid_labels True: with their
+class names), with K > 0 trajectory.png, and with --save_png DIR one PNG per sample in DIR.
 """
 
 from __future__ import annotations
@@ -28,50 +30,79 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from tqdm.auto import tqdm
 
 from .. import dist_util, logger
 from ..checkpoints import require_kind
-from ..cli import apply_shipped_flags, explicit_flags
-from ..flags import add_dict_to_argparser, args_to_dict
+from ..cli import ScriptParser, apply_shipped_flags, explicit_flags, shown
+from ..flags import add_dict_to_argparser, args_to_dict, flag_group, str2bool
+from ..gaussian_diffusion import Progress
 from ..models import DEFAULT_MODEL
 from ..progressive.plan import GUIDANCE_HELP, GUIDANCES, build_guidance, plan_guidance
 from ..progressive.relevance import CLASS_DESCRIPTIONS_DIR, load_descriptions, shipped_relevance
-from ..script_util import classifier_defaults, classifier_sample_defaults, create_classifier
+from ..script_util import classifier_defaults, classifier_sample_defaults, create_classifier, output_defaults
 from .batch import sample_batch
-from .figures import image_grid, trajectory_figure
+from .figures import image_grid, trajectory_figure, write_pngs
 from .precision import check_precision
-from .samplers import accelerate_for_sampling, choose_sampler, create_for_sampling, diffusion_for_sampling, prepare
+from .samplers import (
+    accelerate_for_sampling,
+    choose_sampler,
+    create_for_sampling,
+    diffusion_for_sampling,
+    prepare,
+    progress_bar,
+)
 from .seeding import SampleNoise, parse_classes, sample_labels
 from .shards import ShardedRun, StreamedArray, write_npz
 
 LABEL_SETS = {1000: "imagenet1k", 10: "digits"}  # the default label set by classifier size
 GRID_IMAGES = 64
+OUTPUT_ONLY = (*output_defaults(), "grid_labels")  # flags that change no sample: a resumed run may change them
+DEFAULTS_NOTE = f"""
+A default written '{DEFAULT_MODEL}: V, else W' is V when --model_path is not given (the shipped model
+{DEFAULT_MODEL} and its classifier set it; any shipped --model_path sets the flags not given to its
+manifest's values) and W, ADM's default, with a checkpoint of yours.
+"""
 
 
 def create_argparser() -> argparse.ArgumentParser:
     """The main job's flags and their defaults (the only place they are written)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptParser(description=__doc__ + DEFAULTS_NOTE, default_notes=shipped_default_notes)
     add_dict_to_argparser(parser, classifier_sample_defaults())
-    parser.add_argument("--guidance", choices=GUIDANCES, default="prog",
-                        help="; ".join(f"{k}: {v}" for k, v in GUIDANCE_HELP.items()))
-    parser.add_argument("--gamma", type=float, default=0.04, help="ProG's schedule rate (Eq. 5)")
-    parser.add_argument("--gamma_reference_steps", type=int, default=250,
-                        help="read --gamma as the rate for this many steps (the paper's 250), converted to the actual "
-                             "step count; 0: per actual step")
-    parser.add_argument("--relevance", default="", help=".npz whose key 'relevance' is a classes x classes matrix "
-                        "(default: the shipped matrix of --label_set)")
-    parser.add_argument("--label_set", default="", choices=("", "imagenet1k", "cifar10", "digits", "fashion"),
-                        help="class names and shipped relevance matrix (default: imagenet1k for 1000 classes, "
-                             "digits for 10)")
-    parser.add_argument("--ls_eps", type=float, default=0.1, help="label smoothing: the mass off the condition")
-    parser.add_argument("--cfg_scale", type=float, default=1.0, help="w of classifier-free guidance")
-    parser.add_argument("--classes", default="random",
-                        help="random (uniform per sample), balanced (sample i is class i mod C) or a list: 3,207")
-    parser.add_argument("--save_trajectory", type=int, default=0,
+    guidance = flag_group(parser, "guidance")
+    guidance.add_argument("--guidance", choices=GUIDANCES, default="prog",
+                          help="; ".join(f"{k}: {v}" for k, v in GUIDANCE_HELP.items()))
+    guidance.add_argument("--gamma", type=float, default=0.04, metavar="FLOAT", help="ProG's schedule rate (Eq. 5)")
+    guidance.add_argument("--gamma_reference_steps", type=int, default=250, metavar="INT",
+                          help="read --gamma as the rate for this many steps (the paper's 250), converted to the "
+                               "actual step count; 0: per actual step")
+    guidance.add_argument("--relevance", default="", metavar="NPZ",
+                          help=".npz whose key 'relevance' is a classes x classes matrix; empty: the shipped matrix "
+                               "of --label_set")
+    guidance.add_argument("--label_set", default="", choices=("", "imagenet1k", "cifar10", "digits", "fashion"),
+                          help="class names and shipped relevance matrix; empty: imagenet1k for 1000 classes, "
+                               "digits for 10")
+    guidance.add_argument("--ls_eps", type=float, default=0.1, metavar="FLOAT",
+                          help="label smoothing: the mass off the condition")
+    guidance.add_argument("--cfg_scale", type=float, default=1.0, metavar="FLOAT",
+                          help="w of classifier-free guidance")
+    sampling = flag_group(parser, "sampling")
+    sampling.add_argument("--classes", default="random", metavar="STR",
+                          help="random (uniform per sample), balanced (sample i is class i mod C) or a list: 3,207")
+    sampling.add_argument("--eta", type=float, default=0.0, metavar="FLOAT", help="DDIM's eta (with --sampler ddim)")
+    output = flag_group(parser, "output")
+    output.add_argument("--save_trajectory", type=int, default=0, metavar="INT",
                         help="keep the predicted x_0 and the information degree at every step of the first K samples")
-    parser.add_argument("--eta", type=float, default=0.0, help="DDIM's eta (with --sampler ddim)")
+    output.add_argument("--grid_labels", type=str2bool, default=False, metavar="BOOL",
+                        help="write each sample's class name under it in samples_NxHxWx3.png")
     return parser
+
+
+def shipped_default_notes() -> dict[str, str]:
+    """For --help: the default of each flag that the default model's manifests set (what :func:`job_args` gives
+    without flags), as '<model>: V, else W' (W: the parser's own default)."""
+    plain, shipped = vars(create_argparser().parse_args([])), vars(job_args([]))
+    notes = {k: f"{DEFAULT_MODEL}: {shown(v)}, else {shown(plain[k])}" for k, v in shipped.items() if v != plain[k]}
+    return {**notes, "model_path": DEFAULT_MODEL}
 
 
 def job_args(argv: Sequence[str] | None = None, model_manifest: dict | None = None, **flags) -> argparse.Namespace:
@@ -108,7 +139,11 @@ class MainJob:
         self.args = args
         self.device = device or dist_util.dev()
         self.given = (model, classifier)
-        # Everything that can be wrong with the flags is found before anything is loaded or sampled.
+        # Everything that can be wrong with the flags is found before anything is loaded or sampled, the counts
+        # first (the checks of other flags compare with them).
+        for flag in ("num_samples", "batch_size"):
+            if getattr(args, flag) < 1:
+                raise ValueError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
         require_kind(args.model_path, "diffusion", "--model_path")
         self.sampler = choose_sampler(args.sampler, args.use_ddim)
         if model is None:
@@ -154,15 +189,15 @@ class MainJob:
         self.denoiser, self.cond_fn = build_guidance(self.plan, model, classifier, scale, args.class_cond)
         return self
 
-    def batch(self, indices: range, trajectory: int = 0) -> dict[str, np.ndarray]:
+    def batch(self, indices: range, trajectory: int = 0, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """Samples ``indices`` as one batch (:func:`~guided_diffusion.sampling.batch.sample_batch`'s arrays);
-        ``trajectory``: how many of them keep their trajectory."""
+        ``trajectory``: how many of them keep their trajectory; ``progress``: a bar each step advances by one."""
         args = self.args
         shape = (3, args.image_size, args.image_size)
         return sample_batch(self.diffusion, self.denoiser, self.cond_fn, self.plan,
                             sample_labels(self.classes, args.seed, indices, args.num_classes),
                             SampleNoise(args.seed, indices, shape, self.device), sampler=self.sampler,
-                            eta=args.eta, clip_denoised=args.clip_denoised, trajectory=trajectory)
+                            eta=args.eta, clip_denoised=args.clip_denoised, trajectory=trajectory, progress=progress)
 
     def sample(self, indices: range | None = None, trajectory: int = 0) -> dict[str, np.ndarray]:
         """Samples ``indices`` (default: all --num_samples) in memory, in batches of --batch_size; the first
@@ -187,18 +222,18 @@ def run_job(args: argparse.Namespace) -> None:
     rank, world = dist_util.get_rank(), dist_util.get_world_size()
     job = MainJob(args)
     run = ShardedRun(logger.get_dir(), args.num_samples, args.batch_size)
-    dist_util.on_rank0(lambda: (run.check_args(vars(args)), run.discard_damaged(logger.log)))
+    sampled = {k: v for k, v in vars(args).items() if k not in OUTPUT_ONLY}  # what a resumed run must share
+    dist_util.on_rank0(lambda: (run.check_args(sampled), run.discard_damaged(logger.log)))
     job.load()
 
     pending = run.pending(rank, world)
     logger.log(f"{job.sampler} sampler, {args.precision}; {args.guidance} guidance, gamma per step "
                f"{job.plan.gamma:.6g}; rank {rank}: {len(pending)} of {run.num_batches} batches to sample "
                f"({run.done_samples()} samples already on disk); {torch.get_num_threads()} CPU thread(s) per process")
-    with tqdm(total=args.num_samples, initial=run.done_samples(), unit="sample", disable=rank != 0) as bar:
+    with progress_bar(len(pending) * job.diffusion.num_timesteps, args.progress) as bar:
         for batch in pending:
             start, stop = run.bounds(batch)
-            run.write(batch, job.batch(range(start, stop), max(0, min(args.save_trajectory, stop) - start)))
-            bar.update(run.done_samples() - bar.n)
+            run.write(batch, job.batch(range(start, stop), max(0, min(args.save_trajectory, stop) - start), bar))
     dist_util.barrier()
     if rank == 0:
         merge(run, args, job.class_names)
@@ -225,10 +260,16 @@ def merge(run: ShardedRun, args: argparse.Namespace, names: list[str]) -> None:
     write_npz(f"{stem}.npz", arrays)
     logger.log(f"saved {stem}.npz")
     first = np.concatenate([run.read(j, "images")["images"]
-                            for j in range(-(-min(n, GRID_IMAGES) // args.batch_size))])
+                            for j in range(-(-min(n, GRID_IMAGES) // args.batch_size))])[:GRID_IMAGES]
     scale = max(1, 64 // size)  # small images are enlarged (nearest) to be seen
-    grid = image_grid(first[:GRID_IMAGES].repeat(scale, axis=1).repeat(scale, axis=2), 8)
+    captions = [names[y] for y in labels[:len(first)]] if args.grid_labels else None
+    grid = image_grid(first.repeat(scale, axis=1).repeat(scale, axis=2), 8, captions=captions)
     Image.fromarray(grid).save(f"{stem}.png")
+    if args.save_png:
+        for j in range(run.num_batches):
+            write_pngs(args.save_png, run.read(j, "images")["images"], labels[slice(*run.bounds(j))], names,
+                       start=run.bounds(j)[0])
+        logger.log(f"saved {n} PNGs in {args.save_png}")
     if args.save_trajectory:
         trajectory_figure(arrays["trajectory_x0"], arrays["information_degree"], labels[:args.save_trajectory],
                           names, run.dir / "trajectory.png")

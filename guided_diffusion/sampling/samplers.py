@@ -1,6 +1,6 @@
 """What the sampling scripts share: preparing networks, drawing batches on every
-rank, and writing the ``.npz`` the evaluator reads (``arr_0`` uint8 NHWC images,
-``arr_1`` labels).
+rank, their progress bar, and writing the ``.npz`` the evaluator reads (``arr_0``
+uint8 NHWC images, ``arr_1`` labels) and, if asked, one PNG per sample.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from tqdm.auto import tqdm
 
 from .. import dist_util, logger
 from ..checkpoints import load_checkpoint
+from ..flags import SAMPLER_HELP, SAMPLERS  # noqa: F401  (SAMPLER_HELP: the former module's name)
 from ..script_util import args_to_dict, create_gaussian_diffusion, create_model, diffusion_defaults
+from .figures import write_pngs
 from .precision import accelerate, check_precision
 
 
@@ -33,12 +36,7 @@ def prepare(net: nn.Module, path: str, use_fp16: bool = False, use_bf16: bool = 
 
 
 MODEL_FLAGS = tuple(inspect.signature(create_model).parameters)  # the flags that shape the denoiser
-SAMPLERS = ("ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_sde")
 SOLVERS = ("dpmpp_2m", "dpmpp_2m_sde")  # DPM-Solver++ loops: their own reading of --timestep_respacing
-SAMPLER_HELP = ("ddpm: ancestral sampling (ADM's default); ddim: DDIM (--eta); dpmpp_2m: DPM-Solver++(2M), "
-                "deterministic, for 10-25 steps; dpmpp_2m_sde: its stochastic (SDE) variant; --timestep_respacing N "
-                "is every sampler's step count (for the DPM-Solver++ samplers evenly spaced from T - T/N; logsnrN: "
-                "evenly in log-SNR)")
 
 
 def choose_sampler(sampler: str, use_ddim: bool = False) -> str:
@@ -91,6 +89,19 @@ def accelerate_for_sampling(net: nn.Module, precision: str, compile: bool, use_f
     return accelerate(net, precision, compile, cast_weights=True)
 
 
+def progress_bar(total: int, enabled: bool = True) -> tqdm:
+    """The one progress bar of a sampling run, of ``total`` sampling steps on this process (batches x steps; the
+    diffusion's loops advance it with ``progress=bar``): shown on rank 0 alone, when ``enabled`` (--progress) and
+    stderr is a terminal."""
+    return tqdm(total=total, unit="step", dynamic_ncols=True,
+                disable=None if enabled and dist_util.get_rank() == 0 else True)  # None: off when not a terminal
+
+
+def batches_per_process(num_samples: int, batch_size: int) -> int:
+    """The batches each process samples in :func:`sample_images` (until ``num_samples`` exist across them)."""
+    return -(-num_samples // (batch_size * dist_util.get_world_size()))
+
+
 def to_uint8_nhwc(sample: torch.Tensor) -> torch.Tensor:
     """[-1, 1] NCHW floats to [0, 255] NHWC uint8, rounding as the original scripts."""
     return ((sample + 1) * 127.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
@@ -122,13 +133,19 @@ def sample_images(sample_batch: Callable[[], tuple[torch.Tensor, torch.Tensor | 
     return arr, (np.concatenate(labels)[:num_samples] if labels else None)
 
 
-def save_samples(images: np.ndarray, labels: np.ndarray | None = None, out_dir: str | None = None) -> str | None:
-    """Rank 0 writes ``samples_NxHxWx3.npz`` into ``out_dir`` (the log dir); returns its path there."""
+def save_samples(images: np.ndarray, labels: np.ndarray | None = None, out_dir: str | None = None,
+                 png_dir: str = "") -> str | None:
+    """Rank 0 writes ``samples_NxHxWx3.npz`` into ``out_dir`` (the log dir), and with ``png_dir`` (--save_png)
+    one PNG per sample there (:func:`~guided_diffusion.sampling.figures.write_pngs`); returns the npz's path
+    there."""
     path = None
     if dist_util.get_rank() == 0:
         shape = "x".join(str(s) for s in images.shape)
         path = os.path.join(out_dir or logger.get_dir(), f"samples_{shape}.npz")
         logger.log(f"saving to {path}")
         np.savez(path, images, *([] if labels is None else [labels]))
+        if png_dir:
+            write_pngs(png_dir, images, labels)
+            logger.log(f"saved {len(images)} PNGs in {png_dir}")
     dist_util.barrier()
     return path

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluation import autoencoder
 from ..sampling.shards import write_npz
-from .testbed import write_image_splits
+from .testbed import Testbed, write_image_splits
 from .training import classifier_spec
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -230,10 +231,6 @@ def load_subset(folder: str | os.PathLike = DATA_DIR) -> tuple[np.ndarray, np.nd
         return to_rgb(npz["images"]), npz["labels"], npz["indices"]
 
 
-# The Testbed record (as digits.DIGITS: networks by role, label_set "fashion", reference images from
-# load_fashion()["train"]) comes with the shipped Fashion-MNIST models (issue #27).
-
-
 # ------------------------------------------ the models' training (scripts/train_fashion_models.py, docs/fashion.md)
 
 TRAINING_DATA = ("Fashion-MNIST train split (60,000), scripts/prepare_fashion.py (28x28 RGB grey); held-out "
@@ -282,6 +279,9 @@ MODELS = {
     # block gives sFID's spatial features), and the robustness bank, one architecture each
     "features": classifier(3000, 10, False, classifier_width=32, classifier_depth=2, classifier_channel_mult="1,2,2",
                            classifier_attention_resolutions="7", classifier_pool="adaptive"),
+    # evaluation only: a feature space learned without labels (FID / precision / recall beside the classifier's)
+    "autoencoder": dict(script="autoencoder_train", kind="autoencoder", steps=3000, data="train.npz",
+                        flags={**autoencoder.DEFAULTS, **autoencoder.TRAINING, "iterations": 3000, "seed": 11}),
     "bank1": clean("resnet18", 2000, 1),
     "bank2": clean("densenet", 2000, 2),
     "bank3": clean("squeezenet", 2000, 3),
@@ -296,10 +296,29 @@ SAMPLE_FLAGS = {name: dict(timestep_respacing="100", num_samples=64, batch_size=
 
 # CPU seconds of one training step of each spec, one thread, the larger of two measurements on the busy 2-core CPU
 # (scripts/time_training.py; docs/fashion.md: the commands, the contention, both measurements)
-SECONDS_PER_STEP = {"adm": 1.97, "cadm": 2.00, "classifier": 1.25, "features": 0.93, "bank1": 1.30, "bank2": 0.59,
-                    "bank3": 0.31, "bank4": 0.47, "bank5": 0.29, "bank6": 0.65}
+SECONDS_PER_STEP = {"adm": 1.97, "cadm": 2.00, "classifier": 1.25, "features": 0.93, "autoencoder": 0.38,
+                    "bank1": 1.30, "bank2": 0.59, "bank3": 0.31, "bank4": 0.47, "bank5": 0.29, "bank6": 0.65}
 QUALITY_SAMPLES = 1000  # unguided samples per diffusion model for its manifest's FID against the test split
 # preparing the data and packaging, after the training (held-out metrics on the 2,000-image subset; for each diffusion
 # model its no-flag job and the 1,000 unguided samples, 100 steps each, at a measured 0.9 to 1.1 s per forward pass of
 # 100 images on one thread): an estimate from those step times, not a measurement of the whole
 PACKAGING_SECONDS = 1800
+
+
+# ----------------------------------------------------------------------------------------------- the testbed
+
+
+def test_split() -> tuple[np.ndarray, np.ndarray]:
+    """The test split (10,000 images, RGB grey, and labels), read and checked from the dataset's files."""
+    images, labels, _ = read_split(None, "test")
+    return to_rgb(images), labels
+
+
+# the classes that share features (classifiers confuse them most): Figure 4 per family
+FAMILIES = {"tops": (0, 2, 3, 4, 6), "footwear": (5, 7, 9), "apart": (1, 8)}
+
+# samples are scored against the test split, which no model saw; FID also in the autoencoder's label-free space
+FASHION = Testbed(name="fashion", models={"adm": "fashion/adm", "cadm": "fashion/cadm"},
+                  classifier="fashion/classifier", features="fashion/features",
+                  bank=tuple(f"fashion/bank{i}" for i in range(1, 7)), label_set="fashion", num_classes=10,
+                  reference=test_split, label_free="fashion/autoencoder", families=FAMILIES)

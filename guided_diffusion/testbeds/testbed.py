@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,8 @@ class Testbed:
     label_set: str  # class descriptions and shipped relevance matrix in class_descriptions/
     num_classes: int
     reference: Callable[[], tuple[np.ndarray, np.ndarray]]  # uint8 NHWC images and labels scored against
+    label_free: str = ""  # an autoencoder: FID / precision / recall also in a feature space learned without labels
+    families: dict[str, tuple[int, ...]] = field(default_factory=dict)  # groups of classes that share features
 
     def first_of_each_class(self, per_class: int) -> Testbed:
         """This testbed scored against only the first ``per_class`` reference images of each class (toy runs: the

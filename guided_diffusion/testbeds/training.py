@@ -2,7 +2,8 @@
 and packaging them as shipped models (``guided_diffusion/models/<testbed>/<name>.pt`` with ``<name>.json``).
 
 A testbed's :class:`ModelSet` lists its specs (``MODELS`` of :mod:`.digits`, :mod:`.fashion`), one per model:
-``{"script": "image_train" | "classifier_train", "kind": "diffusion" | "classifier", "steps", "flags"}``; a
+``{"script": "image_train" | "classifier_train" | "autoencoder_train", "kind": "diffusion" | "classifier" |
+"autoencoder", "steps", "flags"}``; a
 diffusion spec also names the EMA it ships (``weights``), and a spec may name its training data (``data``:
 ``train``, the image folder, the default, or ``train.npz``). :func:`run` is ``scripts/train_<testbed>_models.py``.
 
@@ -35,6 +36,7 @@ import torch
 from PIL import Image
 
 from .. import script_util as su
+from ..evaluation import autoencoder
 from ..evaluation.clean_classifiers import ADM, build_classifier
 from ..evaluation.feature_extractors import ClassifierExtractor, load_classifier
 from ..evaluation.held_out import default_job_channel_gap, held_out_metrics, unguided_quality
@@ -173,8 +175,11 @@ def train(name: str, spec: dict, work_dir: Path, data_dir: Path, threads: int) -
 
 
 def build(spec: dict) -> tuple[dict, torch.nn.Module, object]:
-    """A spec's network flags (as its manifest records them), network and diffusion."""
+    """A spec's network flags (as its manifest records them), network and diffusion (None for an autoencoder)."""
     flags = spec["flags"]
+    if spec["kind"] == "autoencoder":
+        built = {k: flags.get(k, v) for k, v in autoencoder.DEFAULTS.items()}
+        return built, autoencoder.build(built), None
     if spec["kind"] == "diffusion":
         defaults = su.model_and_diffusion_defaults()
         flags = {**defaults, **{k: v for k, v in flags.items() if k in defaults}}
@@ -321,7 +326,16 @@ def seconds_per_step(spec: dict, steps: int = 3, warmup: int = 1, precision: str
             yield x, {"y": torch.randint(0, num_classes, (batch,), generator=generator)}
 
     data = batches()
-    if spec["kind"] == "diffusion":
+    if spec["kind"] == "autoencoder":
+        optimizer = torch.optim.Adam(net.parameters(), lr=flags["lr"])
+
+        def step():
+            x, _ = next(data)
+            loss = torch.nn.functional.mse_loss(net(x), x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    elif spec["kind"] == "diffusion":
         loop = TrainLoop(model=net, diffusion=diffusion, data=data, batch_size=batch, microbatch=-1, lr=flags["lr"],
                          ema_rate=flags["ema_rate"], log_interval=10**9, save_interval=10**9, resume_checkpoint="",
                          use_bf16=precision == "bf16")

@@ -2,8 +2,9 @@
 #   ROW            a name (its output folder under $OUT)
 #   TITLE          what it reproduces
 #   RES            64, 128 or 256 (picks the reference batch)
-#   MODEL          checkpoint file name under $MODELS; MODEL_FLAGS its flags (the ADM README's)
-#   CLASSIFIER     classifier file name ("" for none); CLASSIFIER_FLAGS
+#   MODEL          checkpoint file name under $MODELS (a released one's name sets its flags)
+#   MODEL_FLAGS    only for a model ADM did not release: its flags ("$(released_flags FILE flag value)")
+#   CLASSIFIER     classifier file name ("" for none)
 #   GUIDANCE       flags of scripts/prog_classifier_sample.py (--guidance, --classifier_scale, --gamma, ...)
 #   PAPER          the paper's numbers, "IS FID sFID Prec Rec" (or "Robustness FID" with ROBUSTNESS=1);
 #                  robustness is measured for every row whose samples have meaningful labels
@@ -20,6 +21,12 @@ GPUS="${GPUS:-8}"
 NUM_SAMPLES="${NUM_SAMPLES:-50000}"
 RELEASE=https://openaipublic.blob.core.windows.net/diffusion/jul-2021
 
+released_flags() {  # released_flags FILE [--flag value ...]: FILE's flags from the package's table, with changes
+  python -c 'import sys; from guided_diffusion.models.released import RELEASED, command_line
+flags = {**RELEASED[sys.argv[1]].flags, **dict(zip(sys.argv[2::2], sys.argv[3::2]))}
+print(command_line(flags))' "$1" "${@:2}"
+}
+
 missing_files() {  # prints "PATH (where to get it)" for every needed file that is absent
   local ref="$REF_BATCHES/VIRTUAL_imagenet${RES}_labeled.npz"
   [ -f "$MODELS/$MODEL" ] || {
@@ -33,8 +40,8 @@ missing_files() {  # prints "PATH (where to get it)" for every needed file that 
 
 sample_command() {
   local classifier=()
-  [ -n "${CLASSIFIER:-}" ] && classifier=($CLASSIFIER_FLAGS --classifier_path "$MODELS/$CLASSIFIER")
-  echo python "$ROOT/scripts/prog_classifier_sample.py" $MODEL_FLAGS --model_path "$MODELS/$MODEL" \
+  [ -n "${CLASSIFIER:-}" ] && classifier=(--classifier_path "$MODELS/$CLASSIFIER")
+  echo python "$ROOT/scripts/prog_classifier_sample.py" ${MODEL_FLAGS:-} --model_path "$MODELS/$MODEL" \
     "${classifier[@]}" $GUIDANCE --num_samples "$NUM_SAMPLES" --batch_size "${BATCH:-$DEFAULT_BATCH}" \
     --timestep_respacing 250 --label_set imagenet1k
 }
@@ -54,8 +61,8 @@ reproduce() {
   OPENAI_LOGDIR="$dir" mpiexec -n "$GPUS" $(sample_command)    # resumes if killed: rerun the script
   local samples; samples="$(ls "$dir"/samples_*.npz)"
   python "$ROOT/evaluations/evaluator.py" "$ref" "$samples" --json "$dir/metrics.json"
-  case "$MODEL_FLAGS $GUIDANCE" in  # robustness needs labels that the samples were drawn for
-    *"--class_cond False"*"--guidance none"*) ;;
+  case "$MODEL $GUIDANCE" in  # robustness needs labels that the samples were drawn for
+    *_uncond.pt*"--guidance none"*) ;;
     *) python "$ROOT/evaluations/robustness.py" "$samples" --json "$dir/robustness.json" ;;
   esac
   python "$ROOT/scripts/reproduce/compare.py" "$dir" --title "$TITLE" --paper $PAPER ${ROBUSTNESS:+--robustness}

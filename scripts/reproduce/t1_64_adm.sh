@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Table 1, ImageNet 64x64, ADM (paper: 25.64 9.95 6.58 0.60 0.65).
-# Flags are the ADM README's for the checkpoint; 250 respaced steps and the classifier scale are ADM's,
-# since the paper does not state them.
+# The checkpoints' names set their flags (the ADM README's); 250 respaced steps and the classifier scale
+# are ADM's, since the paper does not state them.
 source "$(dirname "$0")/common.sh"
 ROW=t1_64_adm
 TITLE="Table 1, ImageNet 64x64, ADM"
 RES=64
 MODEL=64x64_diffusion_uncond.pt
-MODEL_FLAGS="--attention_resolutions 32,16,8 --class_cond False --diffusion_steps 1000 --dropout 0.1 --image_size 64 --learn_sigma True --noise_schedule cosine --num_channels 192 --num_head_channels 64 --num_res_blocks 3 --resblock_updown True --use_new_attention_order True --use_fp16 True --use_scale_shift_norm True"
+# ADM released no such model: the flags of 64x64_diffusion.pt, unconditional
+MODEL_FLAGS="$(released_flags 64x64_diffusion.pt class_cond False)"
 CLASSIFIER=
-CLASSIFIER_FLAGS=""
 GUIDANCE="--guidance none"
 PAPER="25.64 9.95 6.58 0.60 0.65"
 NOT_RELEASED="train one with scripts/image_train.py and these MODEL_FLAGS on ImageNet 64x64"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Table 2, ImageNet 256x256, CADM-G: robustness (paper: 79.65 4.58).
-# Flags are the ADM README's for the checkpoint; 250 respaced steps and the classifier scale are ADM's,
-# since the paper does not state them.
+# The checkpoints' names set their flags (the ADM README's); 250 respaced steps and the classifier scale
+# are ADM's, since the paper does not state them.
 # The paper matches the two rows' FIDs by their guidance scales without stating them; the FIDs it reports
 # (4.58, 4.56) are those of Table 1's CADM-G and close to CADM-G + ProG, so Table 1's scale is used here.
 # Set SCALE=... to search for a matching FID.
@@ -10,9 +10,7 @@ ROW=t2_256_cadm_g
 TITLE="Table 2, ImageNet 256x256, CADM-G: robustness"
 RES=256
 MODEL=256x256_diffusion.pt
-MODEL_FLAGS="--attention_resolutions 32,16,8 --class_cond True --diffusion_steps 1000 --image_size 256 --learn_sigma True --noise_schedule linear --num_channels 256 --num_head_channels 64 --num_res_blocks 2 --resblock_updown True --use_fp16 True --use_scale_shift_norm True"
 CLASSIFIER=256x256_classifier.pt
-CLASSIFIER_FLAGS="--image_size 256"
 GUIDANCE="--guidance vanilla --classifier_scale ${SCALE:-1.0}"
 PAPER="79.65 4.58"
 ROBUSTNESS=1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Table 2, ImageNet 256x256, CADM-G + ProG: robustness (paper: 85.04 4.56).
-# Flags are the ADM README's for the checkpoint; 250 respaced steps and the classifier scale are ADM's,
-# since the paper does not state them.
+# The checkpoints' names set their flags (the ADM README's); 250 respaced steps and the classifier scale
+# are ADM's, since the paper does not state them.
 # The paper matches the two rows' FIDs by their guidance scales without stating them; Table 1's scale is used.
 # Set SCALE=... to search for a matching FID.
 source "$(dirname "$0")/common.sh"
@@ -9,9 +9,7 @@ ROW=t2_256_cadm_g_prog
 TITLE="Table 2, ImageNet 256x256, CADM-G + ProG: robustness"
 RES=256
 MODEL=256x256_diffusion.pt
-MODEL_FLAGS="--attention_resolutions 32,16,8 --class_cond True --diffusion_steps 1000 --image_size 256 --learn_sigma True --noise_schedule linear --num_channels 256 --num_head_channels 64 --num_res_blocks 2 --resblock_updown True --use_fp16 True --use_scale_shift_norm True"
 CLASSIFIER=256x256_classifier.pt
-CLASSIFIER_FLAGS="--image_size 256"
 GUIDANCE="--guidance prog --gamma 0.04 --classifier_scale ${SCALE:-1.0}"
 PAPER="85.04 4.56"
 ROBUSTNESS=1

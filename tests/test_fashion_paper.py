@@ -1,0 +1,36 @@
+"""benchmarks/fashion_paper.py end to end at a toy size, on the shipped digit models (--testbed digits: the same
+code; the Fashion-MNIST models are not needed by the suite)."""
+
+import json
+import sys
+
+from fixtures_background import background
+
+# 40 samples: 4 per class (per-class recall); both ends of Table 5's gammas; 10 draws: the intervals' code path
+RUN = background(__file__, "test_every_table_figure_and_interval_is_written",
+                 [sys.executable, "benchmarks/fashion_paper.py", "--testbed", "digits", "--num_samples", "40",
+                  "--steps", "2", "--scales", "1,2", "--gammas", "0,1", "--reference_per_class", "10", "--draws",
+                  "10", "--check_samples", "40", "--check_steps", "2", "--out", "{out}"], seconds=40)
+
+
+def test_every_table_figure_and_interval_is_written(request):
+    _, out = RUN.result(request)
+    report = (out / "README.md").read_text()
+    for heading in ("## The sampler check", "## Table 1", "## Figure 4", "## Table 5", "## Table 6", "## Figure 3",
+                    "## The most adversarial samples", "### Table 2: ProG at vanilla's FID"):
+        assert heading in report, heading
+    for row in ("control: shuffled relevance", "control: entropy-matched LS", "control: ramped vanilla scale",
+                "CADM-G + EDS + ProG (s=1)", "gamma = 0", "| prog | 1 | all classes |"):
+        assert row in report, row
+    for figure in ("figure4.png", "gap_vs_scale.png", "figure3_vanilla.png", "figure3_prog.png",
+                   "adversarial_grid.png", "relevance.png"):
+        assert (out / figure).stat().st_size > 0, figure
+    raw = json.loads((out / "results.json").read_text())
+    assert raw["seeds"] == [0] and raw["sampler"] == "dpmpp_2m_sde"
+    configs = [r["config"] for r in raw["runs"]]
+    assert {c["sampler"] for c in configs} == {"dpmpp_2m_sde", "ddpm"}
+    assert [c for c in configs if c["sampler"] == "ddpm"] == [
+        {**configs[0], "sampler": "ddpm", "steps": 2, "samples": 40}]  # only the sampler check's DDPM run
+    found = raw["intervals"]
+    assert set(found) == {"table1", "figure4", "table2", "table5", "table6", "sampler"}
+    assert "control: ramped vanilla scale" in found["table6"] and "gap" in found["sampler"]
