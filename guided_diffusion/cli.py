@@ -108,7 +108,7 @@ def _launch_rank() -> int:
 
 def shown(value: object) -> str:
     """A default as --help writes it."""
-    return "empty" if value == "" else str(value)
+    return "empty" if value == "" else "none" if value is None else str(value)
 
 
 class FlagHelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -122,7 +122,7 @@ class FlagHelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if not action.option_strings or action.nargs == 0 or action.default is argparse.SUPPRESS \
-                or "%(default)" in text:
+                or "%(default)" in text or "default:" in text:  # (a help text that names its default itself)
             return text
         default = self.notes.get(action.dest) or shown(action.default)
         default = default.replace("%", "%%")  # help strings are %-formatted
