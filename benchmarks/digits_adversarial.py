@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from guided_diffusion.evaluation.robustness import fooled
+from guided_diffusion.evaluation.robustness import fooled_ranked
 from guided_diffusion.experiments import paired
 from guided_diffusion.experiments.harness import Config, Lab, summary
 from guided_diffusion.experiments.report import fmt, lab_parser, save_figure, subplots, sweep_lab, table, write_json
@@ -124,13 +124,6 @@ def panels(results: dict, path: Path, draw, xlabel: str, ylabel: str, log_base: 
     save_figure(fig, path, dpi=100)
 
 
-def adversarial_indices(kept: dict) -> list[int]:
-    """Samples the guide reads as their label while most of the bank does not, most rejected first."""
-    rejected = (kept["bank_top1"] != kept["labels"]).sum(axis=0)
-    indices = np.flatnonzero(fooled(kept["guide_top1"], kept["bank_top1"], kept["labels"]))
-    return sorted(indices.tolist(), key=lambda i: (-rejected[i], i))
-
-
 def adversarial_grid(kept: dict, indices: list[int], path: Path, title: str, columns: int = 8) -> None:
     shown = indices[:32] or [0]
     rows = -(-len(shown) // columns)
@@ -165,7 +158,7 @@ def main() -> None:
     worst = max(scales, key=lambda s: results[args.weak]["vanilla"][s]["gap"][0])
     lab.run(config("vanilla", worst, args.weak, best), 0, keep=True)
     kept = lab.kept[(config("vanilla", worst, args.weak, best), 0)]
-    indices = adversarial_indices(kept)
+    indices = fooled_ranked(kept["guide_top1"], kept["bank_top1"], kept["labels"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     adversarial_grid(kept, indices, out / "adversarial_grid.png",

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from guided_diffusion.evaluation import metrics
-from guided_diffusion.evaluation.robustness import fooled
+from guided_diffusion.evaluation.robustness import fooled_ranked
 from guided_diffusion.experiments import paired
 from guided_diffusion.experiments.harness import LABEL_FREE_METRICS, Config, Lab, summary
 from guided_diffusion.experiments.report import (
@@ -180,9 +180,8 @@ def adversarial_grid(lab: Lab, config: Config, names: list[str], path: Path) -> 
     rejected first (at most 32); returns how many there are."""
     lab.run(config, 0, keep=True)
     kept = lab.kept[(lab.resolved(config), 0)]
-    chosen = np.flatnonzero(fooled(kept["guide_top1"], kept["bank_top1"], kept["labels"]))
-    rejected = (kept["bank_top1"] != kept["labels"]).sum(axis=0)
-    chosen = sorted(chosen.tolist(), key=lambda i: (-rejected[i], i))[:32]
+    ranked = fooled_ranked(kept["guide_top1"], kept["bank_top1"], kept["labels"])
+    chosen = ranked[:32]
     columns = 8
     fig, axes = subplots(max(1, -(-len(chosen) // columns)), columns, (1.6 * columns, 1.8 * max(1, len(chosen) // 8)))
     for ax in axes.flat:
@@ -193,7 +192,7 @@ def adversarial_grid(lab: Lab, config: Config, names: list[str], path: Path) -> 
         ax.set_title(f"{names[kept['labels'][i]]} / bank: {names[np.bincount(others).argmax()]}", fontsize=6)
     fig.suptitle(f"{config.label()}: label / the bank's commonest other reading", fontsize=9)
     save_figure(fig, path, dpi=110)
-    return int(len(np.flatnonzero(fooled(kept["guide_top1"], kept["bank_top1"], kept["labels"]))))
+    return len(ranked)
 
 
 def main() -> None:

@@ -107,6 +107,15 @@ def _step_of(checkpoint: str) -> int:
     return int(found.group(1))
 
 
+def train_step(model: Autoencoder, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> float:
+    """One step on the reconstruction error of the batch ``x``; returns its loss."""
+    loss = F.mse_loss(model(x), x)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def train(model: Autoencoder, data: Iterator[tuple[torch.Tensor, dict]], args: argparse.Namespace) -> None:
     """Minimise the reconstruction error with Adam for ``args.iterations`` steps, writing ``model{step}.pt`` and
     ``opt{step}.pt`` to the log folder every ``args.save_interval`` steps (and at the end); with
@@ -122,12 +131,9 @@ def train(model: Autoencoder, data: Iterator[tuple[torch.Tensor, dict]], args: a
     out = Path(logger.get_dir())
     while step < args.iterations:
         x, _ = next(data)
-        loss = F.mse_loss(model(x), x)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        loss = train_step(model, optimizer, x)
         step += 1
-        logger.logkv_mean("loss", loss.item())
+        logger.logkv_mean("loss", loss)
         if step % args.log_interval == 0:
             logger.logkv("step", step)
             logger.dumpkvs()

@@ -125,6 +125,12 @@ def fooled(guide_top1: np.ndarray, bank_top1: np.ndarray, labels: np.ndarray) ->
     return (guide_top1 == labels) & ((bank_top1 == labels).mean(axis=0) < 0.5)
 
 
+def fooled_ranked(guide_top1: np.ndarray, bank_top1: np.ndarray, labels: np.ndarray) -> list[int]:
+    """The :func:`fooled` samples' indices, those most of the bank rejects first (then by index)."""
+    rejected = (bank_top1 != labels).sum(axis=0)
+    return sorted(np.flatnonzero(fooled(guide_top1, bank_top1, labels)).tolist(), key=lambda i: (-rejected[i], i))
+
+
 def adversarial_gap(predictions: dict[str, np.ndarray], guide: np.ndarray, labels: np.ndarray) -> dict:
     """The guide's Top-1 agreement with the labels beside the bank's (robustness), and their gap
     (guide minus bank, in points), overall and per class. ``guide`` is ``[N, k]`` ranked predictions."""

@@ -330,11 +330,7 @@ def seconds_per_step(spec: dict, steps: int = 3, warmup: int = 1, precision: str
         optimizer = torch.optim.Adam(net.parameters(), lr=flags["lr"])
 
         def step():
-            x, _ = next(data)
-            loss = torch.nn.functional.mse_loss(net(x), x)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            autoencoder.train_step(net, optimizer, next(data)[0])
     elif spec["kind"] == "diffusion":
         loop = TrainLoop(model=net, diffusion=diffusion, data=data, batch_size=batch, microbatch=-1, lr=flags["lr"],
                          ema_rate=flags["ema_rate"], log_interval=10**9, save_interval=10**9, resume_checkpoint="",
