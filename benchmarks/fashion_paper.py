@@ -12,9 +12,11 @@ recall on the fashion/features classifier, FID, precision and recall again on fa
 space learned without labels), robustness on the bank fashion/bank1-6 (six architectures), and the guide's own
 top-1 and its gap to the bank. Every setting samples --num_samples per seed (1,000 by default, one seed: the
 sample count gives the power); ProG's comparisons are paired differences with 95 % intervals over the samples
-(guided_diffusion.experiments.paired). The bulk of the runs use --sampler (DPM-Solver++(2M) SDE) at --steps;
-the sampler check compares it with DDPM-250 on a subset, paired. Writes results/fashion/README.md (tables,
-figures, command, machine, time) and results/fashion/results.json; findings.md is written from them.
+(guided_diffusion.experiments.paired). --quick samples with DPM-Solver++(2M) SDE in bf16 at the step count that
+benchmarks/fashion_sampler.py found to match DDPM-250 on these models; the full run with DDPM-250 in fp32.
+Tables 1, 3, 5 and 6 sample at each model's scale chosen by a rule fixed before the run: the scale of the
+vanilla sweep with the lowest FID (--scale_adm, --scale_cadm override it). Writes results/fashion/README.md
+(tables, figures, command, machine, time) and results/fashion/results.json; findings.md is written from them.
 --testbed digits runs the same code on the shipped digit models (toy runs in the tests).
 """
 
@@ -82,10 +84,10 @@ def family_scores(lab: Lab, config: Config, seeds: list[int]) -> dict[str, dict[
 
 def intervals(lab: Lab, seeds: list[int], setting: Setting, pairs: list[tuple[Config, Config]], scales: list[float],
               rows5: list[tuple[str, Config]], rows6: list[tuple[str, Config]], baseline: Config,
-              check: tuple[Config, Config], draws: int) -> dict:
+              draws: int) -> dict:
     """Paired differences with 95 % intervals: Table 1's and 3's pairs (ProG minus its baseline), ProG minus
-    vanilla at each scale (Figure 4), ProG at each vanilla run's FID (Table 2), Table 5's and 6's rows minus
-    ``baseline``, and the bulk sampler minus DDPM-250 on the check subset."""
+    vanilla at each scale (Figure 4), ProG at each vanilla run's FID (Table 2), and Table 5's and 6's rows minus
+    ``baseline``."""
     chosen = paired.scores(lab, guided=True)
 
     def compare(a: Config, b: Config) -> dict:
@@ -102,7 +104,6 @@ def intervals(lab: Lab, seeds: list[int], setting: Setting, pairs: list[tuple[Co
                                                    per_sample, draws) for s in scales} for m in ("adm", "cadm")},
         "table5": {name: compare(c, baseline) for name, c in rows5 if c != baseline},
         "table6": {name: compare(c, baseline) for name, c in rows6 if c != baseline},
-        "sampler": compare(*check),
     }
 
 
@@ -195,42 +196,50 @@ def adversarial_grid(lab: Lab, config: Config, names: list[str], path: Path) -> 
     return len(ranked)
 
 
+def best_scale(sweep: dict[float, dict]) -> float:
+    """The scale of a vanilla sweep with the lowest FID (Tables 1, 3, 5 and 6's rule, fixed before the run)."""
+    return min(sweep, key=lambda s: sweep[s]["fid"][0])
+
+
 def main() -> None:
-    parser = lab_parser(__doc__, RESULTS, batch_size=500, quick=(1000, 25, "0.5,1,2,4,8"),
+    parser = lab_parser(__doc__, RESULTS, batch_size=500, quick=(1000, 20, "0.5,1,2,4,8"),
                         full=(3000, 250, "0.25,0.5,1,2,4,8,16"))
     parser.set_defaults(seeds=1)
     parser.add_argument("--testbed", choices=tuple(TESTBEDS), default="fashion")
-    parser.add_argument("--sampler", default="dpmpp_2m_sde", help="the bulk runs' sampler, at --steps")
-    parser.add_argument("--check_samples", type=int, default=300, help="the sampler check's subset")
-    parser.add_argument("--check_steps", type=int, default=250, help="DDPM steps the bulk sampler is checked against")
-    parser.add_argument("--scale_adm", type=float, default=2.0, help="ADM-G's scale in Tables 1, 3, 5, 6")
-    parser.add_argument("--scale_cadm", type=float, default=1.0, help="CADM-G's scale in Tables 1 and 3")
+    parser.add_argument("--sampler", default=None, help="the runs' sampler (quick dpmpp_2m_sde, full ddpm)")
+    parser.add_argument("--precision", default=None, help="the runs' autocast (quick bf16, full fp32)")
+    parser.add_argument("--scale_adm", type=float, default=None,
+                        help="ADM-G's scale in Tables 1, 3, 5, 6 (default: its vanilla sweep's lowest FID)")
+    parser.add_argument("--scale_cadm", type=float, default=None,
+                        help="CADM-G's scale in Tables 1 and 3 (default: its vanilla sweep's lowest FID)")
     parser.add_argument("--cfg_scale", type=float, default=1.0, help="w of classifier-free guidance")
     parser.add_argument("--gammas", default="0,0.04,0.1,0.2,1", help="Table 5's gammas (stated for 250 steps)")
     args = parser.parse_args()
+    args.sampler = args.sampler or ("dpmpp_2m_sde" if args.quick else "ddpm")
+    args.precision = args.precision or ("bf16" if args.quick else "fp32")
     started = time.perf_counter()
     lab, seeds, scales = sweep_lab(args, TESTBEDS[args.testbed])
-    bulk = {"sampler": args.sampler} if args.sampler != "ddpm" else {}
 
     def setting(model: str, guidance: str, scale: float = 1.0, **extra) -> Config:
-        return Config(model, guidance, scale, **bulk, **extra)
+        return Config(model, guidance, scale, sampler=args.sampler, precision=args.precision, **extra)
 
     names = class_names(lab.testbed.label_set, lab.testbed.num_classes)
+    print("Figure 4, Table 2 and the gap: guidance scale", flush=True)
+    for scale in scales:  # ADM-G's images kept: the grid of the most adversarial samples is drawn from one of them
+        lab.run(setting("adm", "vanilla", scale), seeds[0], keep=True)
+    sweeps = {m: {g: {s: summary(lab, setting(m, g, s), seeds) for s in scales} for g in ("vanilla", "prog")}
+              for m in ("adm", "cadm")}
+    given = [name for name, scale in (("ADM-G's", args.scale_adm), ("CADM-G's", args.scale_cadm)) if scale is not None]
+    args.scale_rule = f"{' and '.join(given)} given; " * bool(given) + "the vanilla sweep's lowest FID"
+    args.scale_adm = best_scale(sweeps["adm"]["vanilla"]) if args.scale_adm is None else args.scale_adm
+    args.scale_cadm = best_scale(sweeps["cadm"]["vanilla"]) if args.scale_cadm is None else args.scale_cadm
     adm_g, cadm_g = setting("adm", "vanilla", args.scale_adm), setting("cadm", "vanilla", args.scale_cadm)
     adm_prog, cadm_prog = replace(adm_g, guidance="prog"), replace(cadm_g, guidance="prog")
     eds = replace(cadm_g, guidance="eds")
     table1 = [setting("adm", "none"), adm_g, adm_prog, setting("cadm", "none"), cadm_g, cadm_prog]
     table3 = [setting("cadm", "cfg", args.cfg_scale), eds, replace(eds, guidance="prog_eds")]
-
-    print("Sampler check", flush=True)
-    check_ddpm = replace(adm_g, sampler="ddpm", steps=args.check_steps, samples=args.check_samples)
-    check_bulk = replace(adm_g, samples=args.check_samples)
-    check = {"DDPM": summary(lab, check_ddpm, seeds), "bulk": summary(lab, check_bulk, seeds)}
-    print("Table 1 and 3", flush=True)
+    print(f"Table 1 and 3 (ADM-G at s={args.scale_adm:g}, CADM-G at s={args.scale_cadm:g})", flush=True)
     t1 = [(c.label(), summary(lab, c, seeds)) for c in table1 + table3]
-    print("Figure 4, Table 2 and the gap: guidance scale", flush=True)
-    sweeps = {m: {g: {s: summary(lab, setting(m, g, s), seeds) for s in scales} for g in ("vanilla", "prog")}
-              for m in ("adm", "cadm")}
     print("Table 5: gamma", flush=True)
     rows5 = [(f"gamma = {g:g}", replace(adm_prog, gamma=g, reference_steps=250 if 0 < g < 1 else None))
              for g in (float(x) for x in args.gammas.split(","))]
@@ -250,20 +259,21 @@ def main() -> None:
     fooled_count = adversarial_grid(lab, setting("adm", "vanilla", worst), names, out / "adversarial_grid.png")
     print("Paired intervals", flush=True)
     found = intervals(lab, seeds, setting, [(adm_g, adm_prog), (cadm_g, cadm_prog), (eds, table3[2])], scales,
-                      rows5, rows6, adm_prog, (check_bulk, check_ddpm), args.draws)
+                      rows5, rows6, adm_prog, args.draws)
     elapsed = time.perf_counter() - started
 
     command = "python benchmarks/fashion_paper.py " + " ".join(sys.argv[1:])
-    raw = lab.raw(command, elapsed, seeds=seeds, draws=args.draws, sampler=args.sampler, intervals=found,
-                  families=families, fooled_at_worst=fooled_count, worst_gap_scale=worst)
+    raw = lab.raw(command, elapsed, seeds=seeds, draws=args.draws, sampler=args.sampler, precision=args.precision,
+                  scale_adm=args.scale_adm, scale_cadm=args.scale_cadm, intervals=found, families=families,
+                  fooled_at_worst=fooled_count, worst_gap_scale=worst)
     write_json(out / "results.json", raw)
     columns = COLUMNS + (LABEL_FREE_COLUMNS if lab.label_free is not None else [])
-    (out / "README.md").write_text(report(args, lab, seeds, scales, raw, columns, check, t1, sweeps, t5, t6,
+    (out / "README.md").write_text(report(args, lab, seeds, scales, raw, columns, t1, sweeps, t5, t6,
                                           families, fig3, worst, fooled_count, adm_prog.label()))
     print(f"wrote {out / 'README.md'} ({elapsed / 60:.1f} minutes)")
 
 
-def report(args, lab: Lab, seeds, scales, raw, columns, check, t1, sweeps, t5, t6, families, fig3, worst,
+def report(args, lab: Lab, seeds, scales, raw, columns, t1, sweeps, t5, t6, families, fig3, worst,
            fooled_count, baseline: str) -> str:
     found, text = raw["intervals"], paired.interval_text
     shown = paired.INTERVAL_COLUMNS + (paired.LABEL_FREE_COLUMNS if lab.label_free is not None else ())
@@ -284,29 +294,23 @@ def report(args, lab: Lab, seeds, scales, raw, columns, check, t1, sweeps, t5, t
         for g, by_scale in families.items() for s, by_family in by_scale.items() for family, v in by_family.items())
     label_free = ", and in the label-free space of `fashion/autoencoder` (FID, precision, recall)" \
         if lab.label_free is not None else ""
-    sampler = found["sampler"]
+    sampler_note = "" if args.sampler == "ddpm" else (
+        ", the step count matched to DDPM-250 by `benchmarks/fashion_sampler.py` ([sampler/](sampler/README.md))")
     return f"""# The paper's experiments on {lab.testbed.name}
 
 Generated by `{raw['command']}` in {raw['seconds'] / 60:.1f} minutes on {raw['machine']} (torch {torch.__version__}).
-{lab.num_samples} samples per run and seed (class i mod 10), {len(seeds)} seed(s); the bulk of the runs sample with
-{args.sampler} at {lab.steps} steps (the sampler check below). Scores against the {len(lab.train_labels):,} reference
+{lab.num_samples} samples per run and seed (class i mod 10), {len(seeds)} seed(s), sampled with {args.sampler} at
+{lab.steps} steps in {args.precision}{sampler_note}. Scores against the {len(lab.train_labels):,} reference
 images: the classifier feature network's FID, sFID, IS, precision, recall (k = 3){label_free}; robustness: the mean
 top-1 (%) of the bank; the guide's own top-1 on the final samples and the gap (guide - bank, points). ProG: gamma 0.04
 stated for 250 steps, s_T from the text relevance (the paper's shaping). Raw numbers: [results.json](results.json);
 what we make of them: [findings.md](findings.md). Rerun check: `python benchmarks/compare_digits.py
 results/fashion/results.json DIR/results.json`.
 
-## The sampler check
-
-ADM-G at s={args.scale_adm:g}, {args.check_samples} samples per seed: {args.sampler}-{lab.steps} minus
-DDPM-{args.check_steps}, paired: FID {text(sampler['fid'], 3)}, precision {text(sampler['precision'], 3)},
-recall {text(sampler['recall'], 3)}, robustness {text(sampler['robustness'], 1)}.
-
-{table([(f"DDPM-{args.check_steps}", check["DDPM"]), (f"{args.sampler}-{lab.steps}", check["bulk"])], columns)}
-
 ## Table 1 (and Table 3: classifier-free guidance, EDS)
 
-ADM-G at s={args.scale_adm:g}, CADM-G at s={args.scale_cadm:g}, classifier-free w={args.cfg_scale:g}.
+ADM-G at s={args.scale_adm:g}, CADM-G at s={args.scale_cadm:g} ({args.scale_rule}), classifier-free
+w={args.cfg_scale:g}.
 
 {table(t1, columns + GUIDE_COLUMNS)}
 

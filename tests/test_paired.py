@@ -88,3 +88,24 @@ def test_at_matched_interpolates_the_sweep_to_the_references_level_past_a_turn()
     assert result["reached"] == 1.0
     unreached = paired.at_matched(sweep, run(9.0, 10.0), mean_of("x"), {"y": mean_of("y")}, num_draws=20)
     assert np.isnan(unreached["y"]["estimate"]) and unreached["reached"] == 0.0
+
+
+def test_recall_from_the_sorted_distances_equals_the_direct_computation_on_any_subset(monkeypatch):
+    """The score keeps each run's sorted distances to the references; on subsets of the samples (half-samples,
+    a bootstrap's duplicates, runs beyond what it keeps) it gives exactly metrics' k-NN recall of that subset."""
+    monkeypatch.setattr(paired, "SORTED_RUNS", 2)
+    rng = np.random.default_rng(3)
+    reference = rng.normal(size=(500, DIM)).astype(np.float32)
+    recall = paired.recall(reference)
+
+    def direct(run: dict, indices: np.ndarray) -> float:
+        seeds = run["seed"][indices]
+        return float(np.mean([metrics.precision_recall(reference, run["pool"][indices[seeds == s]], 3)[1]
+                              for s in np.unique(seeds)]))
+
+    runs = [outcomes(rng, rng.normal(size=(SEEDS * N, DIM)), np.zeros(DIM), 0.9) for _ in range(3)]
+    for run in runs + runs[:1]:  # the first again, after it was dropped
+        run["pool"] = run["pool"].astype(np.float32)
+        for indices in (np.arange(SEEDS * N), np.sort(rng.choice(SEEDS * N, SEEDS * N // 2, replace=False)),
+                        np.sort(rng.integers(0, SEEDS * N, SEEDS * N))):
+            assert recall(run, indices) == direct(run, indices)
