@@ -78,7 +78,7 @@ def main() -> None:
     started = time.perf_counter()
     torch.manual_seed(0)
     lab = Lab(DIGITS.first_of_each_class(args.reference_per_class), args.num_samples, reference_steps,
-              args.batch_size, torch.device(args.device))
+              args.batch_size, torch.device(args.device), args.store)
     reuse_samplers, reuse_precisions = tuple(args.reuse_samplers.split(",")), tuple(args.reuse_precisions.split(","))
     reused = lab.reuse(Path(args.reuse), reuse_samplers, reuse_precisions) if args.reuse else 0
     base = {g: Config("adm", g, args.scale) for g in ("vanilla", "prog")}

@@ -17,6 +17,8 @@ from guided_diffusion.experiments.harness import (
     Lab,
     LabelFree,
 )
+from guided_diffusion.experiments.report import provenance
+from guided_diffusion.testbeds.digits import DIGITS
 
 
 def test_reuse_takes_only_the_named_samplers_and_precisions_runs(tmp_path):
@@ -84,3 +86,59 @@ def test_per_sample_outcomes_give_back_the_runs_scores(label_free):
     assert paired.precision(pooled, everything) == pytest.approx(scores["precision"])
     assert paired.fid(lab.reference_stats["pool"])(pooled, everything) == pytest.approx(scores["fid"])
     assert paired.recall(lab.reference["pool"])(pooled, everything) == pytest.approx(scores["recall"])
+
+
+def stand_in_lab(store, num_samples=6):
+    """A Lab whose sampling and scoring are stand-ins that count their calls (run's bookkeeping only)."""
+    lab = Lab.__new__(Lab)
+    lab.testbed = DIGITS
+    lab.train_labels = np.arange(30) % 10
+    lab.num_samples, lab.steps, lab.batch_size, lab.store = num_samples, 3, 6, store
+    lab.cache, lab.outcomes, lab.kept, lab.taken = {}, {}, {}, 0
+    lab.calls = 0
+
+    def sample(config, seed):
+        lab.calls += 1
+        rng = np.random.default_rng(seed)
+        return {"images": rng.integers(0, 255, (num_samples, 4, 4, 3), dtype=np.uint8),
+                "labels": np.arange(num_samples) % 10}
+
+    def evaluate(images, labels, guide=None, keep=None, outcomes=None):
+        outcomes.update(labels=labels, pool=images.reshape(len(images), -1)[:, :5].astype(np.float32),
+                        bank_correct=np.ones((len(images), 2), dtype=bool))
+        if keep is not None:
+            keep["guide_top1"] = labels
+        return {"fid": float(images.mean()), "recall": 0.5, "robustness": 100.0, "gap": 0.0, "guide_top1": 100.0}
+
+    lab.sample, lab.evaluate = sample, evaluate
+    return lab
+
+
+def test_a_stored_run_is_taken_instead_of_sampled_again(tmp_path):
+    config = Config("adm", "vanilla", 2.0, steps=3)
+    first = stand_in_lab(tmp_path / "store")
+    scores = first.run(config, 1)
+    assert first.calls == 1 and len(list((tmp_path / "store").glob("*.npz"))) == 1
+    (tmp_path / "store" / "torn.partial").write_bytes(b"\0")  # a write cut short: never read
+
+    again = stand_in_lab(tmp_path / "store")  # a later session
+    assert again.run(config, 1) == scores and again.calls == 0
+    assert all(np.array_equal(again.outcomes[(again.resolved(config), 1)][k], v)
+               for k, v in first.outcomes[(first.resolved(config), 1)].items())
+    again.run(config, 1, keep=True)  # the images were stored too
+    assert again.calls == 0 and again.kept[(again.resolved(config), 1)]["images"].shape == (6, 4, 4, 3)
+
+    for other, changed in ((stand_in_lab(tmp_path / "store"), Config("adm", "prog", 2.0, steps=3)),
+                           (stand_in_lab(tmp_path / "store", num_samples=8), config)):
+        other.run(changed, 1)
+        assert other.calls == 1  # another setting or sample count is another file
+    assert stand_in_lab(tmp_path / "store").stored(config, 2) != first.stored(config, 1)
+    assert stand_in_lab(None).stored(config, 1) is None
+
+
+def test_a_report_says_which_runs_came_from_the_store():
+    raw = {"seconds": 120.0, "machine": "a CPU", "runs": [{"seconds": 60.0}, {"seconds": 240.0}]}
+    assert "taken from" not in provenance({**raw, "taken_from_store": 0})
+    text = provenance({**raw, "taken_from_store": 1})
+    assert text.startswith("in 2.0 minutes on a CPU") and "1 of its 2 runs were taken from `--store`" in text
+    assert "every run took 5.0 minutes" in text

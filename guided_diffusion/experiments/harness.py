@@ -8,12 +8,15 @@ i mod C, with its own noise) and scores it with the evaluator's code on the test
 images), its robustness bank (mean top-1 accuracy against the conditioning labels) and, for classifier
 guidance, the guidance classifier's own top-1 on the final samples and the gap to the bank
 (evaluations/robustness.py --guide). Networks are loaded once; runs are cached by setting and seed, each with
-its per-sample outcomes (:data:`OUTCOMES`, for the paired statistics of :mod:`.paired`).
+its per-sample outcomes (:data:`OUTCOMES`, for the paired statistics of :mod:`.paired`), and with a ``store``
+folder also kept on disk, so that an experiment stopped midway (a session's end) resumes where it was.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, replace
@@ -101,9 +104,12 @@ class Lab:
     """A testbed's networks, reference features and relevance matrices, loaded once; each run cached by
     setting and seed."""
 
-    def __init__(self, testbed: Testbed, num_samples: int, steps: int, batch_size: int, device: torch.device):
+    def __init__(self, testbed: Testbed, num_samples: int, steps: int, batch_size: int, device: torch.device,
+                 store: Path | None = None):
         self.testbed = testbed
         self.num_samples, self.steps, self.batch_size, self.device = num_samples, steps, batch_size, device
+        self.store = Path(store) if store else None  # each run's file (Lab.stored), taken instead of sampling
+        self.taken = 0  # runs taken from the store
         self.models = {}
         for key, name in testbed.models.items():
             flags = {**su.model_and_diffusion_defaults(), **manifest(name)["flags"]}
@@ -261,26 +267,46 @@ class Lab:
         return {"guide_top1": self.guide_ranking(images, guide)[:, 0],
                 "bank_top1": bank_top1(self.bank.extract_in_batches(images))}
 
+    def stored(self, config: Config, seed: int) -> Path | None:
+        """The store's file of ``config``'s run at ``seed`` (None without a store), named by everything its
+        samples and scores depend on: the setting, the seed, the testbed and its reference, the counts."""
+        if self.store is None:
+            return None
+        key = json.dumps({**asdict(self.resolved(config)), "seed": seed, "testbed": self.testbed.name,
+                          "reference": len(self.train_labels), "num_samples": self.num_samples, "steps": self.steps,
+                          "batch_size": self.batch_size}, sort_keys=True)
+        return self.store / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+
     def run(self, config: Config, seed: int, keep: bool = False) -> dict[str, float]:
-        """The scores of ``config`` at ``seed`` (cached); ``keep`` also keeps its images and predictions."""
+        """The scores of ``config`` at ``seed`` (cached, and stored with a store); ``keep`` also keeps its images
+        and predictions."""
         config = self.resolved(config)
         key = (config, seed)
         if key not in self.cache or (keep and key not in self.kept):
-            start = time.perf_counter()
-            out = self.sample(config, seed)
-            kept = {"images": out["images"], "labels": out["labels"]} if keep else None
-            outcomes = {}
-            result = self.evaluate(out["images"], out["labels"],
-                                   config.classifier if config.guided_by_classifier else None, kept, outcomes)
-            result["seconds"] = time.perf_counter() - start
+            path = self.stored(config, seed)
+            loaded = path is not None and path.is_file()
+            if loaded:
+                result, outcomes, kept = read_run(path)
+                self.taken += 1
+            else:
+                start = time.perf_counter()
+                out = self.sample(config, seed)
+                kept = {"images": out["images"], "labels": out["labels"]} if keep or path is not None else None
+                outcomes = {}
+                result = self.evaluate(out["images"], out["labels"],
+                                       config.classifier if config.guided_by_classifier else None, kept, outcomes)
+                result["seconds"] = time.perf_counter() - start
+                if path is not None:
+                    write_run(path, result, outcomes, kept)
             self.cache[key] = result
             self.outcomes[key] = outcomes
             if keep:
                 self.kept[key] = kept
             extra = (f"  guide {result['guide_top1']:5.1f}  gap {result['gap']:+5.1f}" if "gap" in result else "")
+            origin = f"stored: {path.name}" if loaded else f"{result['seconds']:.0f} s"
             print(f"  {config.label():<44} {Path(config.classifier).stem:<16} {config.sampler}-{self.steps_of(config)} "
                   f"{config.precision} seed {seed}: FID {result['fid']:7.2f}  recall {result['recall']:.3f}  "
-                  f"robustness {result['robustness']:5.1f}{extra}  ({result['seconds']:.0f} s)", flush=True)
+                  f"robustness {result['robustness']:5.1f}{extra}  ({origin})", flush=True)
         return self.cache[key]
 
     def pooled(self, config: Config, seeds: list[int]) -> dict[str, np.ndarray]:
@@ -304,7 +330,7 @@ class Lab:
     def raw(self, command: str, elapsed: float, **extra) -> dict:
         """The run's record for results.json: command, machine, time, settings and every run's numbers."""
         return {"command": command, "machine": machine(self.device), "seconds": elapsed,
-                "num_samples": self.num_samples, "steps": self.steps, **extra,
+                "num_samples": self.num_samples, "steps": self.steps, "taken_from_store": self.taken, **extra,
                 "runs": [{"config": asdict(c), "seed": s, **r} for (c, s), r in self.cache.items()]}
 
 
@@ -316,6 +342,26 @@ class LabelFree:
     reference: np.ndarray
     statistics: tuple[np.ndarray, np.ndarray]
     radii: torch.Tensor
+
+
+def write_run(path: Path, result: dict[str, float], outcomes: dict[str, np.ndarray],
+              kept: dict[str, np.ndarray]) -> None:
+    """A run's scores, per-sample outcomes and kept images and predictions in one .npz, written whole or not at
+    all (renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with open(partial, "wb") as f:
+        np.savez(f, scores=np.array(json.dumps(result)), **{f"outcome.{k}": v for k, v in outcomes.items()},
+                 **{f"kept.{k}": v for k, v in kept.items()})
+    os.replace(partial, path)
+
+
+def read_run(path: Path) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """What :func:`write_run` wrote: scores, outcomes, kept."""
+    with np.load(path, allow_pickle=False) as npz:
+        parts = {prefix: {k.split(".", 1)[1]: npz[k] for k in npz.files if k.startswith(f"{prefix}.")}
+                 for prefix in ("outcome", "kept")}
+        return json.loads(str(npz["scores"])), parts["outcome"], parts["kept"]
 
 
 def within(reference: np.ndarray, radii: torch.Tensor, pool: np.ndarray) -> np.ndarray:

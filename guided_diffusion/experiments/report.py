@@ -30,6 +30,17 @@ def table(rows: list[tuple[str, dict]], columns=COLUMNS) -> str:
     return "\n".join(lines)
 
 
+def provenance(raw: dict) -> str:
+    """How long a results.json's command took, and (when it resumed from --store) how many runs it took from an
+    earlier invocation and how long the runs themselves took."""
+    text = f"in {raw['seconds'] / 60:.1f} minutes on {raw['machine']} (torch {torch.__version__})"
+    if raw.get("taken_from_store"):
+        spent = sum(r["seconds"] for r in raw["runs"]) / 60
+        text += (f"; {raw['taken_from_store']} of its {len(raw['runs'])} runs were taken from `--store`, sampled by "
+                 f"an earlier invocation that stopped (sampling and scoring every run took {spent:.1f} minutes)")
+    return text
+
+
 def write_json(path: Path, raw: dict) -> None:
     path.write_text(json.dumps(raw, indent=1) + "\n")
 
@@ -55,7 +66,7 @@ def save_figure(fig, path: Path, dpi: int = 100) -> None:
 def lab_parser(description: str, out: Path, batch_size: int, quick: tuple[int, int, str] | None = None,
                full: tuple[int, int, str] | None = None) -> argparse.ArgumentParser:
     """The flags every experiment takes: --seeds, --batch_size, --out (default ``out``), --device,
-    --reference_per_class, --draws;
+    --reference_per_class, --draws, --store;
     given the (samples, steps, scales) of a quick and a full sweep, also --quick, --num_samples, --steps and
     --scales, whose defaults depend on --quick (:func:`sweep_lab` reads them)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,6 +77,9 @@ def lab_parser(description: str, out: Path, batch_size: int, quick: tuple[int, i
     parser.add_argument("--reference_per_class", type=int, default=0, help="score against, and build the confusion "
                         "relevance from, only the first N reference images of each class (toy runs); 0: all")
     parser.add_argument("--draws", type=int, default=1000, help="bootstrap resamples of each paired interval")
+    parser.add_argument("--store", default=None, help="keep each run (scores, per-sample outcomes, images) in this "
+                        "folder and take the runs already there instead of sampling them again: a stopped run "
+                        "resumes (a rerun check needs a new folder, or none)")
     if quick and full:
         parser.add_argument("--quick", action="store_true", help=f"{quick[0]} samples, {quick[1]} steps, scales "
                             f"{quick[2]}: 2 CPU cores")
@@ -82,5 +96,5 @@ def sweep_lab(args: argparse.Namespace, testbed: Testbed) -> tuple[Lab, list[int
     samples, steps, scales = args.sweep_defaults[0 if args.quick else 1]
     torch.manual_seed(0)
     lab = Lab(testbed.first_of_each_class(args.reference_per_class), args.num_samples or samples, args.steps or steps,
-              args.batch_size, torch.device(args.device))
+              args.batch_size, torch.device(args.device), args.store)
     return lab, list(range(args.seeds)), [float(s) for s in (args.scales or scales).split(",")]
