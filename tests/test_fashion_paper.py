@@ -3,6 +3,9 @@ code; the Fashion-MNIST models are not needed by the suite)."""
 
 import json
 import sys
+from types import SimpleNamespace
+
+from benchmarks import fashion_paper
 
 from fixtures_background import background
 
@@ -37,3 +40,17 @@ def test_every_table_figure_and_interval_is_written(request):
     assert set(found) == {"table1", "figure4", "table2", "table5", "table6"}
     assert "control: ramped vanilla scale" in found["table6"] and "gap" in found["table1"][
         f"ADM-G + ProG (s={raw['scale_adm']:g}) - ADM-G (s={raw['scale_adm']:g})"]
+
+
+def test_the_report_says_how_far_the_sampler_was_checked(tmp_path, monkeypatch):
+    monkeypatch.setattr(fashion_paper, "RESULTS", tmp_path)
+    args, lab = SimpleNamespace(sampler="dpmpp_2m_sde", precision="bf16", testbed="fashion"), SimpleNamespace(steps=20)
+    assert "not checked against DDPM-250" in fashion_paper.checked_sampler(args, lab, [1.0, 8.0])  # no check yet
+    (tmp_path / "sampler").mkdir()
+    check = {"sampler": "dpmpp_2m_sde", "precision": "bf16", "chosen_steps": 20, "holds_to": 2.0}
+    (tmp_path / "sampler" / "results.json").write_text(json.dumps(check))
+    note = fashion_paper.checked_sampler(args, lab, [0.5, 2.0, 4.0, 8.0])
+    assert "matched to DDPM-250 up to s=2" in note and "s=4, 8 lie outside that checked range" in note
+    assert "outside" not in fashion_paper.checked_sampler(args, lab, [0.5, 2.0])
+    assert "not checked" in fashion_paper.checked_sampler(args, SimpleNamespace(steps=25), [2.0])  # another count
+    assert fashion_paper.checked_sampler(SimpleNamespace(**{**vars(args), "sampler": "ddpm"}), lab, [2.0]) == ""
