@@ -59,6 +59,7 @@ def test_per_sample_outcomes_give_back_the_runs_scores(label_free):
     lab.train_labels = np.arange(300) % classes
     lab.reference_stats = {k: metrics.feature_statistics(lab.reference["pool"]) for k in ("pool", "spatial")}
     lab.reference_radii = metrics.manifold_radii(lab.reference["pool"], 3)
+    lab.density_radii = metrics.manifold_radii(lab.reference["pool"], 5)
     pool = (rng.normal(size=(n, dim)) + 0.3).astype(np.float32)
     lab.features = Fixed(pool=pool, spatial=pool, softmax=rng.dirichlet(np.ones(classes), n))
     lab.bank = Fixed(**{f"b{k}": np.where(rng.random((n, 1)) < 0.7, labels[:, None], (labels[:, None] + 1) % classes)

@@ -188,3 +188,14 @@ def test_channel_gap_is_zero_for_grey_and_the_mean_pairwise_difference_otherwise
     images[2, 0, 0] = (255, 0, 0)  # one pixel of four: (255 + 0 + 255) / 3 / 4
     gap = metrics.channel_gap(images)
     np.testing.assert_allclose(gap, [0.0, 20.0, 510 / 3 / 4])
+
+
+def test_radii_computed_once_give_the_same_scores():
+    rng = np.random.default_rng(7)
+    ref, sample = rng.normal(size=(300, 5)).astype(np.float32), rng.normal(size=(120, 5)).astype(np.float32) + 0.2
+    assert metrics.precision_recall(ref, sample, 3, ref_radii=metrics.manifold_radii(ref, 3)) == \
+        metrics.precision_recall(ref, sample, 3)
+    assert metrics.density_coverage(ref, sample, ref_radii=metrics.manifold_radii(ref, 5)) == \
+        metrics.density_coverage(ref, sample)
+    assert metrics.precision_recall(ref, sample, 3, ref_radii=metrics.manifold_radii(ref, 8)) != \
+        metrics.precision_recall(ref, sample, 3)  # the radii given are the ones used

@@ -157,18 +157,21 @@ def precision_recall(
     nhood_size: int = 3,
     device: torch.device | str | None = None,
     block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+    ref_radii: torch.Tensor | None = None,
 ) -> tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019), ADM arithmetic.
 
     precision = fraction of samples within ``radius_j`` of some reference j;
     recall = fraction of references within ``radius_i`` of some sample i
-    (``<=`` on squared float32 distances, radii from :func:`manifold_radii`).
+    (``<=`` on squared float32 distances, radii from :func:`manifold_radii`;
+    ``ref_radii``: the references' radii computed once for many sample sets).
     """
     ref = _as_tensor(ref_features, device)
     sample = _as_tensor(sample_features, ref.device)
     if ref.shape[1] != sample.shape[1]:
         raise ValueError(f"feature sizes differ: ref {ref.shape[1]}, sample {sample.shape[1]}")
-    ref_radii = manifold_radii(ref, nhood_size, block_elements=block_elements)
+    if ref_radii is None:
+        ref_radii = manifold_radii(ref, nhood_size, block_elements=block_elements)
     sample_radii = manifold_radii(sample, nhood_size, block_elements=block_elements)
     sample_in, ref_in = _manifold_coverage(ref, ref_radii, sample, sample_radii, block_elements)
     return float(sample_in.double().mean()), float(ref_in.double().mean())
@@ -180,16 +183,19 @@ def density_coverage(
     nhood_size: int = 5,
     device: torch.device | str | None = None,
     block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+    ref_radii: torch.Tensor | None = None,
 ) -> tuple[float, float]:
     """Density and coverage (Naeem et al. 2020), radii from the references only.
 
     density = ``1/(k M) sum_j sum_i [d(x_i, y_j) < r_i]``;
     coverage = ``1/N sum_i [min_j d(x_i, y_j) < r_i]``, with ``x`` the N
-    references, ``y`` the M samples and ``r_i`` the k-NN radius of ``x_i``.
+    references, ``y`` the M samples and ``r_i`` the k-NN radius of ``x_i``
+    (``ref_radii``: computed once for many sample sets).
     """
     ref = _as_tensor(ref_features, device)
     sample = _as_tensor(sample_features, ref.device)
-    ref_radii = manifold_radii(ref, nhood_size, block_elements=block_elements)
+    if ref_radii is None:
+        ref_radii = manifold_radii(ref, nhood_size, block_elements=block_elements)
     inside = torch.zeros(len(sample), dtype=torch.float64, device=ref.device)
     covered = torch.empty(len(ref), dtype=torch.bool, device=ref.device)
     rows = _block_rows(len(sample), block_elements)

@@ -125,7 +125,8 @@ class Lab:
         self.train_images, self.train_labels = testbed.reference()
         self.reference = self.features.extract_in_batches(self.train_images)
         self.reference_stats = {k: metrics.feature_statistics(self.reference[k]) for k in ("pool", "spatial")}
-        self.reference_radii = metrics.manifold_radii(self.reference["pool"], 3)
+        self.reference_radii = metrics.manifold_radii(self.reference["pool"], 3)  # precision and recall's k
+        self.density_radii = metrics.manifold_radii(self.reference["pool"], 5)  # density and coverage's
         self.label_free = None  # the label-free extractor, its reference features, statistics and radii
         if testbed.label_free:
             extractor = AutoencoderExtractor(load_autoencoder(testbed.label_free), device)
@@ -226,8 +227,10 @@ class Lab:
                                              *self.reference_stats["spatial"]),
             "inception_score": metrics.inception_score(features["softmax"], split_size=len(images)),
         }
-        result["precision"], result["recall"] = metrics.precision_recall(self.reference["pool"], features["pool"], 3)
-        result["density"], result["coverage"] = metrics.density_coverage(self.reference["pool"], features["pool"])
+        result["precision"], result["recall"] = metrics.precision_recall(self.reference["pool"], features["pool"], 3,
+                                                                         ref_radii=self.reference_radii)
+        result["density"], result["coverage"] = metrics.density_coverage(self.reference["pool"], features["pool"],
+                                                                         ref_radii=self.density_radii)
         result["per_class_recall"] = metrics.per_class_recall(self.reference["pool"], self.train_labels,
                                                               features["pool"], labels, 3)
         bank = self.bank.extract_in_batches(images)
@@ -240,7 +243,7 @@ class Lab:
             result["fid_label_free"] = metrics.frechet_distance(*metrics.feature_statistics(pool),
                                                                 *self.label_free.statistics)
             result["precision_label_free"], result["recall_label_free"] = metrics.precision_recall(
-                self.label_free.reference, pool, 3)
+                self.label_free.reference, pool, 3, ref_radii=self.label_free.radii)
             if outcomes is not None:
                 outcomes.update(pool_label_free=pool, in_reference_label_free=within(
                     self.label_free.reference, self.label_free.radii, pool))
