@@ -1,6 +1,7 @@
 """Robustness score of the Progressive Guidance paper (Sec. 6, Tables 2 and 4).
 
     python evaluations/robustness.py SAMPLE.npz [--bank NAMES_OR_CHECKPOINTS] [--guide CLASSIFIER] [--json out.json]
+    python evaluations/robustness.py samples.npz --bank fashion --guide fashion/classifier   # a shipped testbed
 
 The mean, over a bank of independently trained classifiers, of each
 classifier's Top-1 accuracy on the samples (``arr_0``) against their
@@ -45,7 +46,8 @@ from guided_diffusion.evaluation.robustness import (
 def main(argv: list[str] | None = None) -> dict | None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sample_batch", help=".npz with arr_0 uint8 images and arr_1 labels")
-    p.add_argument("--bank", default=",".join(PAPER_BANK), help="comma-separated torchvision names / .pt paths")
+    p.add_argument("--bank", default=",".join(PAPER_BANK), help="comma-separated torchvision names, .pt paths, "
+                   "shipped names, or a testbed's name for its shipped bank (digits, fashion)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--guide", default=None, help="the guidance classifier (shipped name or .pt): report its own "
                    "accuracy on the samples and the gap to the bank's")

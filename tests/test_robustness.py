@@ -11,6 +11,7 @@ from torch import nn
 from evaluations import robustness as robustness_script
 from guided_diffusion import robustness
 from guided_diffusion.evaluation import feature_extractors as fe
+from guided_diffusion.evaluation.robustness import bank_members
 
 
 def test_topk_accuracy_arithmetic():
@@ -172,3 +173,9 @@ def test_cli_reports_the_guide_and_the_gap(tmp_path, capsys):
     assert guide["gap"] == pytest.approx(guide["guide_top1"] - result["robustness"])
     assert set(guide["per_class"]) == {str(c) for c in np.unique(labels[:40])}
     assert guide["guide_top1"] > 90  # held-out digits: the guide reads them too
+
+
+def test_a_testbeds_name_stands_for_its_shipped_bank():
+    assert bank_members(["digits"]) == [f"digits/bank{i}" for i in range(1, 6)]
+    assert bank_members(["resnet34", "digits/bank2", "x.pt"]) == ["resnet34", "digits/bank2", "x.pt"]
+    assert list(robustness.build_bank(["digits"], device="cpu").members) == [f"digits/bank{i}" for i in range(1, 6)]

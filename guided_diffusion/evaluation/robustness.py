@@ -11,7 +11,7 @@ ImageNet classifiers (``IMAGENET1K_V1`` weights with their standard
 preprocessing); a bank entry that is a path is one of our own classifier
 checkpoints (``X.pt`` with flags in ``X.json``, see
 :func:`guided_diffusion.evaluation.feature_extractors.load_classifier`) or a shipped one's
-name (``digits/bank1``).
+name (``digits/bank1``); a testbed's name (``digits``, ``fashion``) stands for its shipped bank.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models import is_shipped
+from ..models import is_shipped, shipped_names
 from .feature_extractors import ClassifierExtractor, FeatureExtractor, fetch_weights, load_classifier
 
 PAPER_BANK = ("resnet34", "resnet50", "resnet152", "densenet169", "densenet201", "squeezenet1_0", "squeezenet1_1")
@@ -82,9 +82,17 @@ def build_member(entry: str, pretrained: bool = True, device: torch.device | Non
     return TorchvisionClassifier(entry, pretrained, device)
 
 
+def bank_members(entries: list[str]) -> list[str]:
+    """``entries`` with each testbed's name (``fashion``) replaced by its shipped bank (``fashion/bank1``, ...)."""
+    shipped = shipped_names()
+    return [member for entry in entries
+            for member in ([n for n in shipped if n.startswith(f"{entry}/bank")] or [entry])]
+
+
 def build_bank(entries: list[str], pretrained: bool = True, device: torch.device | None = None) -> BankExtractor:
-    """Bank from torchvision model names and paths of our classifier checkpoints."""
-    return BankExtractor({entry: build_member(entry, pretrained, device) for entry in entries})
+    """Bank from torchvision model names, paths of our classifier checkpoints, shipped names and testbeds' names
+    (:func:`bank_members`)."""
+    return BankExtractor({entry: build_member(entry, pretrained, device) for entry in bank_members(entries)})
 
 
 def check_labels(labels: np.ndarray, num_classes: dict[str, int]) -> None:
