@@ -250,6 +250,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is true on any rank (the same answer on every rank)."""
+    if not is_distributed():
+        return flag
+    value = torch.tensor([float(flag)], device=dev())
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def dev() -> torch.device:
     """This process's device: its local GPU, else the CPU."""
     if torch.cuda.is_available():

@@ -3,12 +3,18 @@
 Step counting: a checkpoint named ``model{N:06d}.pt`` (with ``ema_{rate}_{N:06d}.pt`` and
 ``opt{N:06d}.pt`` beside it) holds the state after N optimizer steps, and resuming from it
 continues with step N + 1. Checkpoints are written into ``logger.get_dir()`` by rank 0.
+
+Stopping: Ctrl-C, SIGTERM or SIGUSR1 (a scheduler's stop, or its warning: ``sbatch --signal=USR1@120``)
+make a loop save a checkpoint at the step it is on and return (:class:`StopRequest`), so nothing trained is
+lost and ``--resume_checkpoint`` continues from there; a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -26,6 +32,42 @@ from .nn import update_ema
 from .resample import LossAwareSampler, ScheduleSampler, UniformSampler, create_named_schedule_sampler
 
 Batches = Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+# Ctrl-C, a scheduler's stop, and the warning a scheduler can be asked to send before its time limit
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s)
+
+
+class StopRequest:
+    """While entered (in the main thread), a stop signal is recorded instead of ending the process; calling the
+    request says whether any rank has received one, so that every rank stops after the same step. A second
+    Ctrl-C raises KeyboardInterrupt as usual."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def __call__(self) -> bool:
+        return dist_util.any_rank(self.requested)
+
+
+def log_stop(step: int) -> None:
+    logger.log(f"stopped by a signal after step {step}: checkpoint model{step:06d}.pt written; "
+               f"--resume_checkpoint it to continue")
 
 
 class TrainLoop:
@@ -124,16 +166,21 @@ class TrainLoop:
     def run_loop(self) -> None:
         """Train until a step limit is reached, saving every ``save_interval`` steps and at the end."""
         saved_at = None
-        while not self._done():
-            batch, cond = next(self.data)
-            self.run_step(batch, cond)
-            if (self.global_step - 1) % self.log_interval == 0:
-                logger.dumpkvs()
-            if self.global_step % self.save_interval == 0:
-                self.save()
-                saved_at = self.global_step
+        with StopRequest() as stop:
+            while not self._done():
+                batch, cond = next(self.data)
+                self.run_step(batch, cond)
+                if (self.global_step - 1) % self.log_interval == 0:
+                    logger.dumpkvs()
+                if self.global_step % self.save_interval == 0:
+                    self.save()
+                    saved_at = self.global_step
+                if stop():
+                    break
         if saved_at != self.global_step and self.step > 0:
             self.save()
+        if stop.requested:
+            log_stop(self.global_step)
 
     def run_step(self, batch: torch.Tensor, cond: dict[str, torch.Tensor]) -> None:
         """One optimizer step on ``batch`` (split into microbatches)."""
@@ -304,23 +351,28 @@ class ClassifierTrainLoop:
     def run_loop(self) -> None:
         """Train up to ``iterations`` steps, evaluating, logging and saving on their intervals."""
         world_size = dist_util.get_world_size()
-        while self.step < self.iterations:
-            logger.logkv("step", self.step)
-            logger.logkv("samples", (self.step + 1) * self.batch_size * world_size)
-            if self.anneal_lr:
-                set_annealed_lr(self.opt, self.lr, self.step / self.iterations)
-            self.forward_backward_log(self.data)
-            self.mp_trainer.optimize(self.opt)
-            if self.val_data is not None and self.step % self.eval_interval == 0:
-                self.model.eval()
-                with torch.no_grad():
-                    self.forward_backward_log(self.val_data, prefix="val")
-                self.model.train()
-            if self.step % self.log_interval == 0:
-                logger.dumpkvs()
-            self.step += 1
-            if self.step % self.save_interval == 0 or self.step == self.iterations:
-                self.save()
+        with StopRequest() as stop:
+            while self.step < self.iterations:
+                logger.logkv("step", self.step)
+                logger.logkv("samples", (self.step + 1) * self.batch_size * world_size)
+                if self.anneal_lr:
+                    set_annealed_lr(self.opt, self.lr, self.step / self.iterations)
+                self.forward_backward_log(self.data)
+                self.mp_trainer.optimize(self.opt)
+                if self.val_data is not None and self.step % self.eval_interval == 0:
+                    self.model.eval()
+                    with torch.no_grad():
+                        self.forward_backward_log(self.val_data, prefix="val")
+                    self.model.train()
+                if self.step % self.log_interval == 0:
+                    logger.dumpkvs()
+                self.step += 1
+                stopping = stop()
+                if self.step % self.save_interval == 0 or self.step == self.iterations or stopping:
+                    self.save()
+                if stopping:
+                    log_stop(self.step)
+                    break
 
     def forward_backward_log(self, data: Batches, prefix: str = "train") -> None:
         """Loss/accuracy logging for one batch, and its gradient when grad mode is on."""

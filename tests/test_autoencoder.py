@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from test_fashion_training import script
+from test_train_util import signalled
 
+from guided_diffusion import logger
+from guided_diffusion.evaluation import autoencoder
 from guided_diffusion.evaluation.autoencoder import Autoencoder, AutoencoderExtractor, build, load_autoencoder
 from guided_diffusion.evaluation.held_out import held_out_metrics
 
@@ -44,6 +48,15 @@ def test_training_lowers_the_error_checkpoints_and_resumes(tmp_path, image_folde
     train(tmp_path / "run", image_folder, monkeypatch, "--iterations", "12", "--resume_checkpoint",
           str(run / "model000008.pt"))
     assert (run / "model000012.pt").is_file() and "resumed from step 8" in (run / "log.txt").read_text()
+
+
+def test_a_stop_signal_saves_the_step_it_is_on(tmp_path):
+    net = build({"image_size": 12, "autoencoder_channels": 4, "code_size": 8})
+    batches = signalled(((torch.rand(4, 3, 12, 12) * 2 - 1, {}) for _ in range(50)), at=3)
+    args = SimpleNamespace(lr=1e-2, resume_checkpoint="", iterations=50, log_interval=100, save_interval=100)
+    with logger.scoped_configure(dir=str(tmp_path), format_strs=[]):
+        autoencoder.train(net, batches, args)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["model000003.pt", "opt000003.pt"]
 
 
 def test_a_shipped_style_autoencoder_loads_by_manifest_and_gives_code_features(tmp_path):

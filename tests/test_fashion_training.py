@@ -6,7 +6,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from guided_diffusion.evaluation.feature_extractors import ClassifierExtractor, 
 from guided_diffusion.evaluation.held_out import unguided_quality
 from guided_diffusion.evaluation.robustness import member_classes
 from guided_diffusion.testbeds import fashion, training
-from guided_diffusion.testbeds.training import ModelSet, command, latest_checkpoint, schedule, train
+from guided_diffusion.testbeds.training import ModelSet, Stopper, command, latest_checkpoint, schedule, train
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_HOURS = 8.0  # all the Fashion models together, two at a time on a 2-core CPU
@@ -173,6 +175,52 @@ def test_an_interrupted_run_resumes_and_a_finished_one_is_skipped(tmp_path, monk
     monkeypatch.setattr(training.subprocess, "Popen", third)
     assert train("m", spec, tmp_path, tmp_path / "data", threads=1) == pytest.approx(seconds)
     assert third.calls == []  # finished: not run again
+
+
+class TrainsUntilStopped(FakeTraining):
+    """Stands in for a training script that trains until sent SIGTERM, then saves the step it is on (3)."""
+
+    def __call__(self, argv, cwd, env, stdout, stderr):
+        self.calls.append(argv)
+        self.run_dir, self.signalled = Path(env["OPENAI_LOGDIR"]), threading.Event()
+        if self.spec.get("signal_the_run"):
+            os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler stops the whole run
+        return self
+
+    def send_signal(self, signum: int) -> None:
+        assert signum == signal.SIGTERM
+        self.signalled.set()
+
+    def wait(self) -> int:
+        assert self.signalled.wait(30)
+        for name in training.checkpoint_files(self.spec, 3):
+            torch.save({"w": torch.zeros(1)}, self.run_dir / name)
+        return 0
+
+
+@pytest.mark.parametrize("how", ["hours", "signal"])
+def test_a_stopped_run_saves_each_model_where_it_is_and_starts_no_other(tmp_path, monkeypatch, capsys, how):
+    spec = {**SPEC, "signal_the_run": how == "signal"}
+    fake = TrainsUntilStopped(spec)
+    monkeypatch.setattr(training.subprocess, "Popen", fake)
+    models = ModelSet(testbed="t", models={"a": spec, "b": spec}, sample_flags={}, write_data=lambda d: {},
+                      data="", held_out=lambda d: None)
+    before = signal.getsignal(signal.SIGTERM)
+    hours = ["--hours", str(0.5 / 3600)] if how == "hours" else []
+    training.run(models, ["--work_dir", str(tmp_path), "--out_dir", str(tmp_path / "out"), "--jobs", "1", *hours])
+    assert "stopped; steps trained: a 3/6, b 0/6; nothing packaged" in capsys.readouterr().out
+    assert len(fake.calls) == 1 and not (tmp_path / "out").exists()  # b never started, nothing packaged
+    assert [(r["from_step"], r["to_step"]) for r in training.sessions(tmp_path / "a")] == [(0, 3)]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_run_already_stopping_starts_nothing(tmp_path, monkeypatch):
+    fake = FakeTraining(SPEC)
+    monkeypatch.setattr(training.subprocess, "Popen", fake)
+    stopper = Stopper()
+    stopper.stop()
+    assert train("m", SPEC, tmp_path, tmp_path / "data", threads=1, stopper=stopper) == 0
+    assert fake.calls == [] and training.sessions(tmp_path / "m") == []
 
 
 def test_a_model_being_trained_is_not_trained_twice(tmp_path, monkeypatch):

@@ -1,5 +1,7 @@
 import csv
 import json
+import os
+import signal
 from types import SimpleNamespace
 
 import pytest
@@ -15,6 +17,7 @@ from guided_diffusion.script_util import (
 )
 from guided_diffusion.train_util import (
     ClassifierTrainLoop,
+    StopRequest,
     TrainLoop,
     compute_top_k,
     log_loss_dict,
@@ -46,6 +49,14 @@ def random_batches(n_classes=2, batch=4, seed=0):
     while True:
         labels = torch.randint(0, n_classes, (batch,), generator=g)
         yield torch.rand(batch, 3, 8, 8, generator=g) * 2 - 1, {"y": labels}
+
+
+def signalled(batches, at: int, signum=signal.SIGTERM):
+    """``batches``, sending ``signum`` to this process as batch ``at`` (from 1) is drawn."""
+    for i, batch in enumerate(batches, 1):
+        if i == at:
+            os.kill(os.getpid(), signum)
+        yield batch
 
 
 def make_loop(model, diffusion, **kw):
@@ -171,6 +182,29 @@ def test_train_save_and_resume(logdir, tmp_path):
         assert not (tmp_path / "resumed" / "model000002.pt").exists()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1])
+def test_a_stop_signal_saves_the_step_it_is_on_and_returns(tmp_path, signum):
+    before = signal.getsignal(signum)
+    model, diffusion = tiny_model_and_diffusion()
+    logdir = tmp_path / "logs"
+    with logger.scoped_configure(dir=str(logdir), format_strs=["log"]):
+        loop = make_loop(model, diffusion, data=signalled(random_batches(), at=3, signum=signum),
+                         save_interval=100, max_steps=10)
+        loop.run_loop()
+    assert loop.global_step == 3 and signal.getsignal(signum) is before
+    assert sorted(p.name for p in logdir.iterdir() if p.suffix == ".pt") == [
+        "ema_0.5_000003.pt", "ema_0.9_000003.pt", "model000003.pt", "opt000003.pt"]
+    assert "stopped by a signal after step 3" in (logdir / "log.txt").read_text()
+
+
+def test_a_second_interrupt_stops_at_once():
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 def test_classifier_training_saves_and_resumes(logdir, tmp_path):
     flags = {**classifier_and_diffusion_defaults(), "image_size": 8, "classifier_width": 32,
              "classifier_depth": 1, "classifier_channel_mult": "1,2", "classifier_attention_resolutions": "4",
@@ -192,9 +226,14 @@ def test_classifier_training_saves_and_resumes(logdir, tmp_path):
         loop.run_loop()
     assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == ["model000003.pt", "opt000003.pt"]
 
+    with logger.scoped_configure(dir=str(tmp_path / "stopped"), format_strs=[]):  # signalled during step 2
+        ClassifierTrainLoop(iterations=9, **{**common, "data": signalled(random_batches(), at=2)}).run_loop()
+    assert sorted(p.name for p in (tmp_path / "stopped").iterdir()) == ["model000001.pt", "model000002.pt",
+                                                                        "opt000001.pt", "opt000002.pt"]
+
 
 DDP_SNIPPET = """
-import json, sys, torch
+import json, os, signal, sys, torch
 from guided_diffusion import dist_util, logger
 from guided_diffusion.resample import LossSecondMomentResampler
 from guided_diffusion.script_util import create_model_and_diffusion, model_and_diffusion_defaults
@@ -211,15 +250,17 @@ torch.manual_seed(rank)  # different initial weights and data per rank
 flags = {**model_and_diffusion_defaults(), **json.loads(sys.argv[2])}
 model, diffusion = create_model_and_diffusion(**flags)
 def data():
-    while True:
+    for i in range(1, 100):
+        if i == 2 and rank == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # rank 1 alone is told to stop, during step 2
         yield torch.rand(2, 3, 8, 8) * 2 - 1, {"y": torch.randint(0, 2, (2,))}
 loop = TrainLoop(model=model, diffusion=diffusion, data=data(), batch_size=2, microbatch=1, lr=1e-2,
-                 ema_rate="0.9", log_interval=10, save_interval=100, resume_checkpoint="", max_steps=2)
+                 ema_rate="0.9", log_interval=10, save_interval=100, resume_checkpoint="", max_steps=5)
 assert loop.use_ddp
 loop.run_loop()
 flat = torch.cat([p.detach().flatten() for p in model.parameters()])
 with open(f"{sys.argv[1]}/../rank{rank}.json", "w") as f:
-    json.dump({"history": sampler._loss_history[:, 0].tolist(),
+    json.dump({"history": sampler._loss_history[:, 0].tolist(), "step": loop.global_step,
                "checksum": flat.double().sum().item(), "first": flat[:5].tolist()}, f)
 """
 
@@ -230,5 +271,6 @@ def test_ddp_keeps_ranks_in_sync_and_gathers_sampler_losses(tmp_path):
     rows = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert all(r["history"] == [1.0, 2.0, 3.0, 4.0, 5.0] for r in rows)
     assert rows[0]["first"] == rows[1]["first"] and rows[0]["checksum"] == rows[1]["checksum"]
+    assert [r["step"] for r in rows] == [2, 2]  # both stopped after the step rank 1 was signalled in
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == [
         "ema_0.9_000002.pt", "model000002.pt", "opt000002.pt"]

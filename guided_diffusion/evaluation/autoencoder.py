@@ -22,6 +22,7 @@ from torch import nn
 
 from .. import logger
 from ..checkpoints import load_checkpoint, resolve
+from ..train_util import StopRequest, log_stop
 from .feature_extractors import ClassifierExtractor, FeatureExtractor
 
 DEFAULTS = dict(image_size=28, autoencoder_channels=32, code_size=64)  # the network's flags (a manifest's)
@@ -118,7 +119,8 @@ def train_step(model: Autoencoder, optimizer: torch.optim.Optimizer, x: torch.Te
 
 def train(model: Autoencoder, data: Iterator[tuple[torch.Tensor, dict]], args: argparse.Namespace) -> None:
     """Minimise the reconstruction error with Adam for ``args.iterations`` steps, writing ``model{step}.pt`` and
-    ``opt{step}.pt`` to the log folder every ``args.save_interval`` steps (and at the end); with
+    ``opt{step}.pt`` to the log folder every ``args.save_interval`` steps, at the end and when a stop signal
+    comes (:class:`~guided_diffusion.train_util.StopRequest`); with
     ``args.resume_checkpoint`` (a ``model{step}.pt``) it continues from that step."""
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     step = 0
@@ -129,14 +131,19 @@ def train(model: Autoencoder, data: Iterator[tuple[torch.Tensor, dict]], args: a
         optimizer.load_state_dict(torch.load(opt_path, map_location="cpu", weights_only=True))
         logger.log(f"resumed from step {step}")
     out = Path(logger.get_dir())
-    while step < args.iterations:
-        x, _ = next(data)
-        loss = train_step(model, optimizer, x)
-        step += 1
-        logger.logkv_mean("loss", loss)
-        if step % args.log_interval == 0:
-            logger.logkv("step", step)
-            logger.dumpkvs()
-        if step % args.save_interval == 0 or step == args.iterations:
-            torch.save(model.state_dict(), out / f"model{step:06d}.pt")
-            torch.save(optimizer.state_dict(), out / f"opt{step:06d}.pt")
+    with StopRequest() as stop:
+        while step < args.iterations:
+            x, _ = next(data)
+            loss = train_step(model, optimizer, x)
+            step += 1
+            logger.logkv_mean("loss", loss)
+            if step % args.log_interval == 0:
+                logger.logkv("step", step)
+                logger.dumpkvs()
+            stopping = stop()
+            if step % args.save_interval == 0 or step == args.iterations or stopping:
+                torch.save(model.state_dict(), out / f"model{step:06d}.pt")
+                torch.save(optimizer.state_dict(), out / f"opt{step:06d}.pt")
+            if stopping:
+                log_stop(step)
+                break

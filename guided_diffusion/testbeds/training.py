@@ -14,6 +14,11 @@ session's seconds are appended to the run folder's ``sessions.json`` and their s
 seed. A run folder being trained holds the training script's process id (``training.pid``): a second run started
 while that process lives (left behind by a session that ended) stops instead of training the same model twice.
 A model is packaged again only when its final checkpoint is newer than its manifest.
+
+Stopping cleanly (``--hours``, Ctrl-C or SIGTERM to the run, a scheduler's time limit): :class:`Stopper` sends
+each running training script SIGTERM, which saves a checkpoint at the step it is on
+(:class:`~guided_diffusion.train_util.StopRequest`) and exits; the session is recorded, no further model starts,
+nothing is packaged, and running the same command again resumes.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +49,7 @@ from ..evaluation.feature_extractors import ClassifierExtractor, load_classifier
 from ..evaluation.held_out import default_job_channel_gap, held_out_metrics, unguided_quality
 from ..models import MODELS_DIR
 from ..sampling.shards import read_npz
-from ..train_util import ClassifierTrainLoop, TrainLoop, parse_ema_rate
+from ..train_util import STOP_SIGNALS, ClassifierTrainLoop, TrainLoop, parse_ema_rate
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout, whose scripts/ train
 SESSIONS = "sessions.json"  # in a model's run folder: [{"from_step", "to_step", "seconds"}, ...]
@@ -135,9 +142,40 @@ def sessions(run_dir: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
-def train(name: str, spec: dict, work_dir: Path, data_dir: Path, threads: int) -> float:
+class Stopper:
+    """Stops a run cleanly: the training scripts it started are sent SIGTERM and no further one starts."""
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+
+    def stop(self, *_: object) -> None:  # also a signal handler
+        with self._lock:
+            self.stopped.set()
+            for process in self._running:
+                process.send_signal(signal.SIGTERM)
+
+    def start(self, argv: list[str], **kwargs) -> subprocess.Popen | None:
+        """``subprocess.Popen(argv, **kwargs)``, unless the run is stopping (None)."""
+        with self._lock:
+            if self.stopped.is_set():
+                return None
+            process = subprocess.Popen(argv, **kwargs)
+            self._running.add(process)
+            return process
+
+    def finished(self, process: subprocess.Popen) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+
+def train(name: str, spec: dict, work_dir: Path, data_dir: Path, threads: int, stopper: Stopper | None = None
+          ) -> float:
     """Train a spec into ``work_dir/name``, resuming from its latest complete checkpoint, unless it is finished;
-    returns the seconds of all its sessions."""
+    returns the seconds of all its sessions. Once ``stopper`` is stopped, a model it stopped or never started is
+    left where it is instead of raising."""
+    stopper = stopper or Stopper()
     run_dir = work_dir / name
     run_dir.mkdir(parents=True, exist_ok=True)
     start_step = latest_checkpoint(spec, run_dir)
@@ -153,19 +191,22 @@ def train(name: str, spec: dict, work_dir: Path, data_dir: Path, threads: int) -
                                f"or stop it first")
         start = time.perf_counter()
         with open(work_dir / f"{name}.out", "a") as out:
+            process = stopper.start(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            if process is None:
+                return sum(s["seconds"] for s in sessions(run_dir))
             out.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}: from step {start_step}\n")
             out.flush()
-            process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
             lock.write_text(str(process.pid))
             try:
                 returncode = process.wait()
             finally:
                 lock.unlink(missing_ok=True)
+                stopper.finished(process)
         end_step = latest_checkpoint(spec, run_dir)
         record = sessions(run_dir) + [{"from_step": start_step, "to_step": end_step,
                                        "seconds": round(time.perf_counter() - start, 1)}]
         (run_dir / SESSIONS).write_text(json.dumps(record, indent=1) + "\n")
-        if returncode or end_step < spec["steps"]:
+        if (returncode or end_step < spec["steps"]) and not stopper.stopped.is_set():
             raise RuntimeError(f"{name}: training stopped at step {end_step} of {spec['steps']} (exit "
                                f"{returncode}; {work_dir / f'{name}.out'}); run again to resume")
     return sum(s["seconds"] for s in sessions(run_dir))
@@ -269,7 +310,30 @@ def argparser(models: ModelSet, doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--package_only", action="store_true", help="skip training; package existing checkpoints")
     parser.add_argument("--seconds", default="", help="with --package_only, training seconds of models not shipped "
                         "before and without a sessions record: name=seconds,...")
+    parser.add_argument("--hours", type=float, default=0.0, help="stop cleanly after this many hours (0: no limit): "
+                        "each model saves the step it is on; run the same command again to resume")
     return parser
+
+
+def train_until_stopped(models: ModelSet, names: list[str], work_dir: Path, data_dir: Path, jobs: int,
+                        hours: float = 0.0) -> dict[str, float]:
+    """Train ``names``, ``jobs`` at a time, until they are done or the run is stopped (after ``hours`` if given,
+    or by a stop signal); each model's seconds of training."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    stopper = Stopper()
+    previous = {s: signal.signal(s, stopper.stop) for s in STOP_SIGNALS}
+    timer = threading.Timer(hours * 3600, stopper.stop)
+    timer.daemon = True
+    if hours > 0:
+        timer.start()
+    try:
+        with ThreadPoolExecutor(jobs) as pool:
+            return dict(zip(names, pool.map(lambda n: train(n, models.models[n], work_dir, data_dir, threads,
+                                                            stopper), names), strict=True))
+    finally:
+        timer.cancel()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def run(models: ModelSet, argv: list[str] | None = None, doc: str = "") -> None:
@@ -283,13 +347,15 @@ def run(models: ModelSet, argv: list[str] | None = None, doc: str = "") -> None:
     work_dir, out_dir = Path(args.work_dir).resolve(), Path(args.out_dir)
     data_dir = work_dir / "data"
     hashes = models.write_data(data_dir)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
     seconds = {n: sum(s["seconds"] for s in sessions(work_dir / n)) for n in names}
     seconds.update({k: float(v) for k, v in (item.split("=") for item in args.seconds.split(",") if item)})
     if not args.package_only:
-        with ThreadPoolExecutor(args.jobs) as pool:
-            seconds = dict(zip(names, pool.map(lambda n: train(n, models.models[n], work_dir, data_dir, threads),
-                                               names), strict=True))
+        seconds.update(train_until_stopped(models, names, work_dir, data_dir, args.jobs, args.hours))
+        steps = {n: (latest_checkpoint(models.models[n], work_dir / n), models.models[n]["steps"]) for n in names}
+        if any(done < total for done, total in steps.values()):
+            print(f"stopped; steps trained: {', '.join(f'{n} {d}/{t}' for n, (d, t) in steps.items())}; nothing "
+                  f"packaged. Run the same command again to resume.")
+            return
     if args.train_only:
         return
     for name in sorted(names, key=lambda n: models.models[n]["kind"] == "diffusion"):
