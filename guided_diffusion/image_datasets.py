@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import signal
 from collections.abc import Iterator, Sequence
 
 import blobfile as bf
@@ -19,8 +20,16 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from . import dist_util
+from .train_util import STOP_SIGNALS
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "gif")
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A loader worker's start: a stop signal sent to the whole process group (a scheduler's) is left to the
+    training loop, which saves its step and then shuts the workers down (train_util.StopRequest)."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
 
 
 def load_data(
@@ -79,6 +88,7 @@ def load_data(
         shuffle=not deterministic,
         num_workers=1,
         drop_last=True,
+        worker_init_fn=ignore_stop_signals,
     )
     while True:
         yield from loader

@@ -1,3 +1,8 @@
+import multiprocessing
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -36,6 +41,18 @@ def test_unconditional_batches_have_no_labels_and_loop_forever(image_folder):
     batches = [next(data) for _ in range(5)]  # 8 images, 2 full batches per epoch
     assert all(extra == {} for _, extra in batches)
     assert all(images.shape == (3, 3, 8, 8) for images, _ in batches)
+
+
+def test_a_stop_signal_to_the_process_group_leaves_the_loader_worker_running(image_folder):
+    data = load_data(data_dir=str(image_folder), batch_size=2, image_size=8)  # 4 batches per epoch
+    next(data)
+    workers = multiprocessing.active_children()
+    assert workers
+    for worker in workers:
+        os.kill(worker.pid, signal.SIGTERM)  # as a scheduler signals every process; the trainer saves, then stops
+    time.sleep(0.2)
+    assert all(w.is_alive() for w in workers)
+    assert [next(data)[0].shape for _ in range(3)] == [(2, 3, 8, 8)] * 3
 
 
 def test_class_labels_from_filenames():
