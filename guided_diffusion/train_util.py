@@ -164,10 +164,11 @@ class TrainLoop:
         return any(self.global_step >= n for n in limits)
 
     def run_loop(self) -> None:
-        """Train until a step limit is reached, saving every ``save_interval`` steps and at the end."""
-        saved_at = None
+        """Train until a step limit is reached or a stop signal comes, saving every ``save_interval`` steps and
+        at the end."""
+        saved_at, stopped = None, False
         with StopRequest() as stop:
-            while not self._done():
+            while not self._done() and not stopped:
                 batch, cond = next(self.data)
                 self.run_step(batch, cond)
                 if (self.global_step - 1) % self.log_interval == 0:
@@ -175,11 +176,10 @@ class TrainLoop:
                 if self.global_step % self.save_interval == 0:
                     self.save()
                     saved_at = self.global_step
-                if stop():
-                    break
+                stopped = stop()
         if saved_at != self.global_step and self.step > 0:
             self.save()
-        if stop.requested:
+        if stopped:
             log_stop(self.global_step)
 
     def run_step(self, batch: torch.Tensor, cond: dict[str, torch.Tensor]) -> None:
@@ -349,7 +349,8 @@ class ClassifierTrainLoop:
         self.step = self.resume_step
 
     def run_loop(self) -> None:
-        """Train up to ``iterations`` steps, evaluating, logging and saving on their intervals."""
+        """Train up to ``iterations`` steps (or until a stop signal), evaluating, logging and saving on their
+        intervals and when stopped."""
         world_size = dist_util.get_world_size()
         with StopRequest() as stop:
             while self.step < self.iterations:
