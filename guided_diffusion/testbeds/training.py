@@ -316,11 +316,10 @@ def argparser(models: ModelSet, doc: str) -> argparse.ArgumentParser:
 
 
 def train_until_stopped(models: ModelSet, names: list[str], work_dir: Path, data_dir: Path, jobs: int,
-                        hours: float = 0.0) -> dict[str, float]:
-    """Train ``names``, ``jobs`` at a time, until they are done or the run is stopped (after ``hours`` if given,
-    or by a stop signal); each model's seconds of training."""
+                        stopper: Stopper, hours: float = 0.0) -> dict[str, float]:
+    """Train ``names``, ``jobs`` at a time, until they are done or ``stopper`` stops the run (after ``hours`` if
+    given, or on a stop signal); each model's seconds of training."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    stopper = Stopper()
     previous = {s: signal.signal(s, stopper.stop) for s in STOP_SIGNALS}
     timer = threading.Timer(hours * 3600, stopper.stop)
     timer.daemon = True
@@ -350,8 +349,10 @@ def run(models: ModelSet, argv: list[str] | None = None, doc: str = "") -> None:
     seconds = {n: sum(s["seconds"] for s in sessions(work_dir / n)) for n in names}
     seconds.update({k: float(v) for k, v in (item.split("=") for item in args.seconds.split(",") if item)})
     if not args.package_only:
-        seconds.update(train_until_stopped(models, names, work_dir, data_dir, args.jobs, args.hours))
-        steps = {n: (latest_checkpoint(models.models[n], work_dir / n), models.models[n]["steps"]) for n in names}
+        stopper = Stopper()
+        seconds.update(train_until_stopped(models, names, work_dir, data_dir, args.jobs, stopper, args.hours))
+        steps = {n: (latest_checkpoint(models.models[n], work_dir / n), models.models[n]["steps"])
+                 for n in names} if stopper.stopped.is_set() else {}  # otherwise every model finished
         if any(done < total for done, total in steps.values()):
             print(f"stopped; steps trained: {', '.join(f'{n} {d}/{t}' for n, (d, t) in steps.items())}; nothing "
                   f"packaged. Run the same command again to resume.")
