@@ -2,13 +2,15 @@
 
     python scripts/image_train.py ... --ema_rate 0.999,0.9995,0.9999 --save_interval 2000 (see --help)
     python benchmarks/digits_colour_cast.py runs/cast/adm --kind adm
+    python benchmarks/digits_colour_cast.py runs/fashion_models/adm --testbed fashion --kind adm
 
 The training digits are grey (R = G = B). For every checkpoint of a training run (the raw weights
 ``model{N}.pt`` and each EMA ``ema_{rate}_{N}.pt``), samples the main job's default setting (ProG
 guided by digits/classifier, the shipped sampling flags of digits/adm or digits/cadm: 64 samples,
 100 DDPM steps, seed 0) and prints the mean channel gap ((|R-G| + |G-B| + |R-B|) / 3 per pixel, in
 1/255) and the share of samples above 5 / 255, with the held-out noise-prediction MSE. Writes a
-markdown table (``--out``).
+markdown table (``--out``). ``--testbed fashion``: the same for the Fashion-MNIST models (guided by
+fashion/classifier, the MSE on the shipped 2,000-image test subset, as their manifests record it).
 """
 
 from __future__ import annotations
@@ -25,18 +27,20 @@ from guided_diffusion.evaluation.feature_extractors import load_classifier
 from guided_diffusion.evaluation.held_out import default_job_channel_gap, denoising_mse
 from guided_diffusion.models import manifest
 from guided_diffusion.testbeds.digits import load_digits_split
+from guided_diffusion.testbeds.fashion import load_subset
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path, help="a training run's log folder with model*.pt and ema_*.pt")
     parser.add_argument("--kind", choices=("adm", "cadm"), default="adm", help="whose flags and sampling defaults")
+    parser.add_argument("--testbed", choices=("digits", "fashion"), default="digits", help="whose models and data")
     parser.add_argument("--out", type=Path, default=None, help="write the table here (markdown)")
     args = parser.parse_args()
-    info = manifest(f"digits/{args.kind}")
+    info = manifest(f"{args.testbed}/{args.kind}")
     flags = {**su.model_and_diffusion_defaults(), **info["flags"]}
-    guide = load_classifier("digits/classifier")[0].eval()
-    images, labels = load_digits_split()["test"]
+    guide = load_classifier(info["sample_flags"]["classifier_path"])[0].eval()
+    images, labels = load_digits_split()["test"] if args.testbed == "digits" else load_subset()[:2]
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     y = torch.from_numpy(labels).long() if flags["class_cond"] else None
     rows = ["| checkpoint | step | held-out MSE | mean channel gap (/255) | share of samples > 5/255 |",
