@@ -9,8 +9,12 @@ The training digits are grey (R = G = B). For every checkpoint of a training run
 guided by digits/classifier, the shipped sampling flags of digits/adm or digits/cadm: 64 samples,
 100 DDPM steps, seed 0) and prints the mean channel gap ((|R-G| + |G-B| + |R-B|) / 3 per pixel, in
 1/255) and the share of samples above 5 / 255, with the held-out noise-prediction MSE. Writes a
-markdown table (``--out``). ``--testbed fashion``: the same for the Fashion-MNIST models (guided by
-fashion/classifier, the MSE on the shipped 2,000-image test subset, as their manifests record it).
+markdown table (``--out``). Beside them, at a few timesteps, the relative error of the model's
+prediction of each image's mean colour noise (the noise's RGB minus their mean, averaged over the
+pixels): for grey data that part of the noise is read exactly off x_t, and a network that cannot
+see it leaves a tint (``--no_sampling``: this and the MSE only, in seconds).
+``--testbed fashion``: the same for the Fashion-MNIST models (guided by fashion/classifier, the MSE on the
+shipped 2,000-image test subset, as their manifests record it).
 """
 
 from __future__ import annotations
@@ -29,6 +33,29 @@ from guided_diffusion.models import manifest
 from guided_diffusion.testbeds.digits import load_digits_split
 from guided_diffusion.testbeds.fashion import load_subset
 
+MEAN_COLOUR_T = (0, 20, 100, 500)
+
+
+@torch.no_grad()
+def mean_colour_error(model: torch.nn.Module, diffusion, x: torch.Tensor, y: torch.Tensor | None,
+                      timesteps: tuple[int, ...] = MEAN_COLOUR_T, seed: int = 0, batch_size: int = 100) -> list[float]:
+    """Per timestep, sum |predicted - true mean colour noise|^2 / sum |true|^2 over the images ``x`` (NCHW)."""
+    generator = torch.Generator().manual_seed(seed)
+    errors = []
+    for t in timesteps:
+        wrong = total = 0.0
+        for start in range(0, len(x), batch_size):
+            x0 = x[start:start + batch_size]
+            noise = torch.randn(x0.shape, generator=generator)
+            t_batch = torch.full((len(x0),), t, dtype=torch.long)
+            kwargs = {} if y is None else {"y": y[start:start + batch_size]}
+            eps = model(diffusion.q_sample(x0, t_batch, noise=noise), t_batch, **kwargs)[:, :3]
+            colour = [(e - e.mean(1, keepdim=True)).mean((2, 3)) for e in (eps, noise)]
+            wrong += ((colour[0] - colour[1]) ** 2).sum().item()
+            total += (colour[1] ** 2).sum().item()
+        errors.append(wrong / total)
+    return errors
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,6 +63,7 @@ def main() -> None:
     parser.add_argument("--kind", choices=("adm", "cadm"), default="adm", help="whose flags and sampling defaults")
     parser.add_argument("--testbed", choices=("digits", "fashion"), default="digits", help="whose models and data")
     parser.add_argument("--out", type=Path, default=None, help="write the table here (markdown)")
+    parser.add_argument("--no_sampling", action="store_true", help="skip the channel gap (the no-flag job)")
     args = parser.parse_args()
     info = manifest(f"{args.testbed}/{args.kind}")
     flags = {**su.model_and_diffusion_defaults(), **info["flags"]}
@@ -43,8 +71,9 @@ def main() -> None:
     images, labels = load_digits_split()["test"] if args.testbed == "digits" else load_subset()[:2]
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     y = torch.from_numpy(labels).long() if flags["class_cond"] else None
-    rows = ["| checkpoint | step | held-out MSE | mean channel gap (/255) | share of samples > 5/255 |",
-            "|---|---|---|---|---|"]
+    columns = " | ".join(f"mean-colour noise error t={t}" for t in MEAN_COLOUR_T)
+    rows = [f"| checkpoint | step | held-out MSE | mean channel gap (/255) | share of samples > 5/255 | {columns} |",
+            "|---" * (5 + len(MEAN_COLOUR_T)) + "|"]
     found = sorted(args.run_dir.glob("*.pt"), key=lambda p: (int(re.findall(r"(\d+)\.pt$", p.name)[0]), p.name))
     for path in found:
         if path.name.startswith("opt"):
@@ -53,9 +82,13 @@ def main() -> None:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         model.eval()
         mse = denoising_mse(model, diffusion, x, y)
-        gap = default_job_channel_gap(model, info, guide)
+        colour = " | ".join(f"{e:.3f}" for e in mean_colour_error(model, diffusion, x, y))
         step = int(re.findall(r"(\d+)\.pt$", path.name)[0])
-        rows.append(f"| {path.name} | {step} | {mse:.4f} | {gap.mean():.2f} | {(gap > 5).mean():.2f} |")
+        if args.no_sampling:
+            rows.append(f"| {path.name} | {step} | {mse:.4f} | | | {colour} |")
+        else:
+            gap = default_job_channel_gap(model, info, guide)
+            rows.append(f"| {path.name} | {step} | {mse:.4f} | {gap.mean():.2f} | {(gap > 5).mean():.2f} | {colour} |")
         print(rows[-1], flush=True)
     table = "\n".join(rows)
     if args.out:
