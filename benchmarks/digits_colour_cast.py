@@ -28,7 +28,7 @@ import torch
 
 from guided_diffusion import script_util as su
 from guided_diffusion.evaluation.feature_extractors import load_classifier
-from guided_diffusion.evaluation.held_out import default_job_channel_gap, denoising_mse
+from guided_diffusion.evaluation.held_out import default_job_channel_gap, denoising_mse, noise_predictions
 from guided_diffusion.models import manifest
 from guided_diffusion.testbeds.digits import load_digits_split
 from guided_diffusion.testbeds.fashion import load_subset
@@ -44,12 +44,7 @@ def mean_colour_error(model: torch.nn.Module, diffusion, x: torch.Tensor, y: tor
     errors = []
     for t in timesteps:
         wrong = total = 0.0
-        for start in range(0, len(x), batch_size):
-            x0 = x[start:start + batch_size]
-            noise = torch.randn(x0.shape, generator=generator)
-            t_batch = torch.full((len(x0),), t, dtype=torch.long)
-            kwargs = {} if y is None else {"y": y[start:start + batch_size]}
-            eps = model(diffusion.q_sample(x0, t_batch, noise=noise), t_batch, **kwargs)[:, :3]
+        for eps, noise in noise_predictions(model, diffusion, x, y, t, generator, batch_size):
             colour = [(e - e.mean(1, keepdim=True)).mean((2, 3)) for e in (eps, noise)]
             wrong += ((colour[0] - colour[1]) ** 2).sum().item()
             total += (colour[1] ** 2).sum().item()
@@ -84,11 +79,9 @@ def main() -> None:
         mse = denoising_mse(model, diffusion, x, y)
         colour = " | ".join(f"{e:.3f}" for e in mean_colour_error(model, diffusion, x, y))
         step = int(re.findall(r"(\d+)\.pt$", path.name)[0])
-        if args.no_sampling:
-            rows.append(f"| {path.name} | {step} | {mse:.4f} | | | {colour} |")
-        else:
-            gap = default_job_channel_gap(model, info, guide)
-            rows.append(f"| {path.name} | {step} | {mse:.4f} | {gap.mean():.2f} | {(gap > 5).mean():.2f} | {colour} |")
+        gap = None if args.no_sampling else default_job_channel_gap(model, info, guide)
+        cells = "| |" if gap is None else f"{gap.mean():.2f} | {(gap > 5).mean():.2f} |"
+        rows.append(f"| {path.name} | {step} | {mse:.4f} | {cells} {colour} |")
         print(rows[-1], flush=True)
     table = "\n".join(rows)
     if args.out:

@@ -9,6 +9,8 @@ beside its floor, and a grid of samples per class (:func:`unguided_quality`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,18 @@ EVAL_TIMESTEPS = (0, 100, 250, 500, 750, 999)  # where held-out metrics are take
 
 
 @torch.no_grad()
+def noise_predictions(model: nn.Module, diffusion, images: torch.Tensor, labels: torch.Tensor | None, t: int,
+                      generator: torch.Generator, batch_size: int = 100) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Per batch of ``images`` (NCHW in [-1, 1]) noised to timestep ``t`` with noise drawn from ``generator``:
+    the noise the model predicts (its first C output channels) and the true noise."""
+    for start in range(0, len(images), batch_size):
+        x0 = images[start:start + batch_size]
+        noise = torch.randn(x0.shape, generator=generator)
+        t_batch = torch.full((len(x0),), t, dtype=torch.long)
+        kwargs = {} if labels is None else {"y": labels[start:start + batch_size]}
+        yield model(diffusion.q_sample(x0, t_batch, noise=noise), t_batch, **kwargs)[:, :x0.shape[1]], noise
+
+
 def denoising_mse(model: nn.Module, diffusion, images: torch.Tensor, labels: torch.Tensor | None,
                   timesteps=EVAL_TIMESTEPS, seed: int = 0, batch_size: int = 100) -> float:
     """Mean squared error of the predicted noise on ``images`` (NCHW in [-1, 1]) noised to each of
@@ -31,12 +45,7 @@ def denoising_mse(model: nn.Module, diffusion, images: torch.Tensor, labels: tor
     generator = torch.Generator().manual_seed(seed)
     total, count = 0.0, 0
     for t in timesteps:
-        for start in range(0, len(images), batch_size):
-            x0 = images[start:start + batch_size]
-            noise = torch.randn(x0.shape, generator=generator)
-            t_batch = torch.full((len(x0),), t, dtype=torch.long)
-            kwargs = {} if labels is None else {"y": labels[start:start + batch_size]}
-            eps = model(diffusion.q_sample(x0, t_batch, noise=noise), t_batch, **kwargs)[:, :x0.shape[1]]
+        for eps, noise in noise_predictions(model, diffusion, images, labels, t, generator, batch_size):
             total += F.mse_loss(eps, noise, reduction="sum").item()
             count += noise.numel()
     return total / count
@@ -57,11 +66,14 @@ def accuracy(classifier: nn.Module, diffusion, images: torch.Tensor, labels: tor
 
 
 @torch.no_grad()
-def default_job_channel_gap(model: nn.Module, info: dict, classifier: nn.Module) -> np.ndarray:
+def default_job_channel_gap(model: nn.Module, info: dict, classifier: nn.Module,
+                            num_samples: int | None = None) -> np.ndarray:
     """Per sample, the channel gap (:func:`guided_diffusion.evaluation.metrics.channel_gap`) of what the main
     job writes for a shipped diffusion model (``info``: its manifest) with no other flag, sampled with
-    ``model`` and ``classifier`` in place of the shipped weights (float32, CPU)."""
-    args = job_args(["--model_path", info["name"]], model_manifest=info)
+    ``model`` and ``classifier`` in place of the shipped weights (float32, CPU); ``num_samples``: only the
+    first of them (each sample's noise and label depend on its index alone)."""
+    extra = [] if num_samples is None else ["--num_samples", str(num_samples)]
+    args = job_args(["--model_path", info["name"], *extra], model_manifest=info)
     job = MainJob(args, device=torch.device("cpu"), model=model.float().eval(),
                   classifier=classifier.float().eval()).load()
     return channel_gap(job.sample()["images"])

@@ -270,7 +270,7 @@ def package(models: ModelSet, name: str, work_dir: Path, data_dir: Path, seconds
         guide = load_classifier(str(out_dir / f"{models.sample_flags[name]['classifier_path'].split('/')[-1]}.pt"))
         gap = default_job_channel_gap(net, manifest, guide[0])
         manifest["default_job_channel_gap"] = {"mean": float(gap.mean()), "share_above_5": float((gap > 5).mean()),
-                                               "samples": len(gap)}
+                                               "samples": len(gap), "per_sample": [round(float(g), 3) for g in gap]}
         if models.quality_samples:
             features = ClassifierExtractor(*load_classifier(str(out_dir / "features.pt")), device="cpu")
             test, train_images = read_npz(data_dir / "test.npz"), read_npz(data_dir / "train.npz")["arr_0"]
