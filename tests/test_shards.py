@@ -51,6 +51,16 @@ def test_run_arguments_are_recorded_and_compared(tmp_path):
     assert "classes" not in str(err.value) and "OPENAI_LOGDIR" in str(err.value)
 
 
+def test_a_run_started_before_a_flag_existed_resumes_with_its_default(tmp_path):
+    run = ShardedRun(tmp_path / "run", 4, 2)
+    run.check_args({"gamma": 0.04})
+    run.check_args({"gamma": 0.04, "grey_data": False}, defaults={"grey_data": False, "eta": 0.0})
+    with pytest.raises(ValueError, match=r"--grey_data False there, True now"):
+        run.check_args({"gamma": 0.04, "grey_data": True}, defaults={"grey_data": False})
+    with pytest.raises(ValueError, match=r"--grey_data None there, False now"):
+        run.check_args({"gamma": 0.04, "grey_data": False})  # no default known: a difference
+
+
 def _batch(n, value=1):
     return {"images": np.full((n, 2, 2, 3), value, np.uint8), "labels": np.arange(n)}
 

@@ -125,11 +125,13 @@ def test_shipped_name_sets_the_flags_of_adm_scripts(tmp_path):
     assert np.load(tmp_path / "samples_2x16x16x3.npz")["arr_0"].shape == (2, 16, 16, 3)
 
 
-@pytest.mark.parametrize("name", ["digits/adm", "digits/cadm"])
-def test_default_job_samples_are_grey_like_their_data(name):
-    """The training digits are grey: the main job's samples must be too. The manifest records each sample's gap,
-    measured by the same library job that the script runs (tests/test_job.py holds them equal); the first few are
-    measured again here (a sample's noise and label depend on its index alone)."""
+@pytest.mark.parametrize("name,rerun", [("digits/adm", 8), ("digits/cadm", 8), ("fashion/adm", 4),
+                                        ("fashion/cadm", 4)])
+def test_default_job_samples_are_grey_like_their_data(name, rerun):
+    """The training images are grey: the main job's samples must be too (the Fashion models with --grey_data,
+    which their manifests set). The manifest records each sample's gap, measured by the same library job that the
+    script runs (tests/test_job.py holds them equal); the first few are measured again here (a sample's noise and
+    label depend on its index alone)."""
     info = shipped.manifest(name)
     model = build(name)[0]
     load_checkpoint(model, name)
@@ -139,4 +141,5 @@ def test_default_job_samples_are_grey_like_their_data(name):
     assert len(gaps) == recorded["samples"] == 64 and gaps.mean() == pytest.approx(recorded["mean"], abs=1e-3)
     assert gaps.mean() <= 2.0 and (gaps <= 5).mean() >= 0.95 and (gaps > 5).mean() == recorded["share_above_5"]
     # (recorded in another process, perhaps with other CPU threads: a few pixels may differ by 1/255)
-    assert default_job_channel_gap(model, info, classifier, num_samples=8) == pytest.approx(gaps[:8], abs=0.05)
+    assert default_job_channel_gap(model, info, classifier, rerun) == pytest.approx(gaps[:rerun], abs=0.05)
+    assert info["sample_flags"].get("grey_data", False) == name.startswith("fashion/")

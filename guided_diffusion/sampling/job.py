@@ -9,9 +9,10 @@ Without --model_path it samples the shipped digits model (digits/adm) with its c
 model's name (digits/adm, digits/cadm, ...) or a released ADM checkpoint's file name sets every network
 flag not given to the model's own. Every flag of
 classifier_sample.py, plus --guidance, --gamma, --gamma_reference_steps, --relevance,
---label_set, --ls_eps, --cfg_scale, --classes, --save_trajectory, --grid_labels and --eta. Sample i's label, x_T and
-step noise depend only on --seed and i, so any number of processes writes the same arrays (on CPUs byte for
-byte when every process runs the same number of threads; else a few pixels may differ by 1/255). Finished
+--label_set, --ls_eps, --cfg_scale, --classes, --grey_data, --save_trajectory, --grid_labels and --eta.
+Sample i's label, x_T and step noise depend only on --seed and i, so any number of processes writes the
+same arrays (on CPUs byte for byte when every process runs the same number of threads; else a few pixels
+may differ by 1/255). Finished
 batches are kept as shards in the output directory (OPENAI_LOGDIR); rerunning the same command resumes.
 Output: samples_NxHxWx3.npz (arr_0 uint8 NHWC images, arr_1 labels; with --save_trajectory K also
 trajectory_x0 and information_degree), samples_NxHxWx3.png (the first 64; --grid_labels True: with their
@@ -35,13 +36,14 @@ from .. import dist_util, logger
 from ..checkpoints import require_kind
 from ..cli import ScriptParser, apply_shipped_flags, explicit_flags, shown
 from ..flags import add_dict_to_argparser, args_to_dict, flag_group, str2bool
-from ..gaussian_diffusion import Progress
+from ..gaussian_diffusion import Progress, get_named_beta_schedule
 from ..models import DEFAULT_MODEL
 from ..progressive.plan import GUIDANCE_HELP, GUIDANCES, build_guidance, plan_guidance
 from ..progressive.relevance import CLASS_DESCRIPTIONS_DIR, load_descriptions, shipped_relevance
 from ..script_util import classifier_defaults, classifier_sample_defaults, create_classifier, output_defaults
 from .batch import sample_batch
 from .figures import image_grid, trajectory_figure, write_pngs
+from .grey import GreyData
 from .precision import check_precision
 from .samplers import (
     accelerate_for_sampling,
@@ -89,6 +91,9 @@ def create_argparser() -> argparse.ArgumentParser:
     sampling.add_argument("--classes", default="random", metavar="STR",
                           help="random (uniform per sample), balanced (sample i is class i mod C) or a list: 3,207")
     sampling.add_argument("--eta", type=float, default=0.0, metavar="FLOAT", help="DDIM's eta (with --sampler ddim)")
+    sampling.add_argument("--grey_data", type=str2bool, default=False, metavar="BOOL",
+                          help="the model's data are grey (R = G = B): use the exact colour of the noise in place of "
+                               "the model's prediction of it (guided_diffusion.sampling.grey)")
     output = flag_group(parser, "output")
     output.add_argument("--save_trajectory", type=int, default=0, metavar="INT",
                         help="keep the predicted x_0 and the information degree at every step of the first K samples")
@@ -186,6 +191,9 @@ class MainJob:
             classifier = accelerate_for_sampling(classifier, args.precision, args.compile, args.classifier_use_fp16)
         scale = args.cfg_scale if self.plan.name == "cfg" else args.classifier_scale
         self.model, self.classifier = model, classifier
+        if args.grey_data:
+            alphas_cumprod = np.cumprod(1.0 - get_named_beta_schedule(args.noise_schedule, args.diffusion_steps))
+            model = GreyData(model, alphas_cumprod, 1000.0 / args.diffusion_steps if args.rescale_timesteps else 1.0)
         self.denoiser, self.cond_fn = build_guidance(self.plan, model, classifier, scale, args.class_cond)
         return self
 
@@ -223,7 +231,8 @@ def run_job(args: argparse.Namespace) -> None:
     job = MainJob(args)
     run = ShardedRun(logger.get_dir(), args.num_samples, args.batch_size)
     sampled = {k: v for k, v in vars(args).items() if k not in OUTPUT_ONLY}  # what a resumed run must share
-    dist_util.on_rank0(lambda: (run.check_args(sampled), run.discard_damaged(logger.log)))
+    defaults = vars(create_argparser().parse_args([]))
+    dist_util.on_rank0(lambda: (run.check_args(sampled, defaults), run.discard_damaged(logger.log)))
     job.load()
 
     pending = run.pending(rank, world)

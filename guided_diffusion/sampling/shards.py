@@ -151,10 +151,12 @@ class ShardedRun:
                 damaged.append(batch)
         return damaged
 
-    def check_args(self, args: Mapping[str, Any]) -> None:
-        """Record ``args`` for a new run, or raise a ValueError naming the flags that differ from the recorded."""
+    def check_args(self, args: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> None:
+        """Record ``args`` for a new run, or raise a ValueError naming the flags that differ from the recorded;
+        ``defaults``: what a flag that the recorded run lacks (it was started before the flag existed) stood for."""
         path = self.dir / RUN_ARGS
         args = json.loads(json.dumps(dict(args)))  # as JSON would give them back
+        defaults = json.loads(json.dumps(dict(defaults or {})))
         if not path.is_file():
             self.dir.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(args, indent=2, sort_keys=True) + "\n")
@@ -166,6 +168,7 @@ class ShardedRun:
         except (ValueError, UnicodeDecodeError) as err:
             raise ValueError(f"{path} is damaged ({err}); delete it and {self.shard_dir} to start over, or "
                              f"write to another directory (OPENAI_LOGDIR)") from None
+        recorded = {**{k: defaults[k] for k in args.keys() & defaults.keys() - recorded.keys()}, **recorded}
         differ = sorted(k for k in set(recorded) | set(args) if recorded.get(k) != args.get(k))
         if differ:
             listed = "; ".join(f"--{k} {recorded.get(k)!r} there, {args.get(k)!r} now" for k in differ)

@@ -290,8 +290,9 @@ MODELS = {
     "bank6": classifier(2000, 6, False, classifier_width=32, classifier_depth=1, classifier_channel_mult="1,2,2",
                         classifier_attention_resolutions="", classifier_pool="spatial"),
 }
+# grey_data: the networks do not learn the noise's colour (docs/fashion.md, "The colour cast"), its exact value
 SAMPLE_FLAGS = {name: dict(timestep_respacing="100", num_samples=64, batch_size=64, classifier_scale=scale,
-                           classifier_path="fashion/classifier", label_set="fashion")
+                           classifier_path="fashion/classifier", label_set="fashion", grey_data=True)
                 for name, scale in (("adm", 4.0), ("cadm", 1.0))}  # the digits' scales until measured here
 
 # CPU seconds of one training step of each spec, one thread, the larger of two measurements on the busy 2-core CPU
