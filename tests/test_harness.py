@@ -2,7 +2,7 @@
 per-sample outcomes."""
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -134,6 +134,11 @@ def test_a_stored_run_is_taken_instead_of_sampled_again(tmp_path):
         other.run(changed, 1)
         assert other.calls == 1  # another setting or sample count is another file
     assert stand_in_lab(tmp_path / "store").stored(config, 2) != first.stored(config, 1)
+    # a setting's own step or sample count names its file; 0 (the lab's count) is the same run as the count itself
+    assert len({first.stored(replace(config, steps=n), 1) for n in (2, 3, 5)}) == 3
+    assert len({first.stored(replace(config, samples=n), 1) for n in (4, 6, 8)}) == 3
+    assert first.stored(replace(config, steps=0), 1) == first.stored(config, 1)
+    assert first.stored(replace(config, samples=6), 1) == first.stored(config, 1)
     assert stand_in_lab(None).stored(config, 1) is None
 
 

@@ -275,9 +275,10 @@ class Lab:
         samples and scores depend on: the setting, the seed, the testbed and its reference, the counts."""
         if self.store is None:
             return None
-        key = json.dumps({**asdict(self.resolved(config)), "seed": seed, "testbed": self.testbed.name,
-                          "reference": len(self.train_labels), "num_samples": self.num_samples, "steps": self.steps,
-                          "batch_size": self.batch_size}, sort_keys=True)
+        config = self.resolved(config)  # its own step and sample counts, else the lab's
+        key = json.dumps({**asdict(config), "seed": seed, "testbed": self.testbed.name,
+                          "reference": len(self.train_labels), "samples": config.samples or self.num_samples,
+                          "steps": self.steps_of(config), "batch_size": self.batch_size}, sort_keys=True)
         return self.store / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
 
     def run(self, config: Config, seed: int, keep: bool = False) -> dict[str, float]:
