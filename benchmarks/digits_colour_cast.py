@@ -31,6 +31,7 @@ from guided_diffusion import script_util as su
 from guided_diffusion.evaluation.feature_extractors import load_classifier
 from guided_diffusion.evaluation.held_out import default_job_channel_gap, denoising_mse, noise_predictions
 from guided_diffusion.models import manifest
+from guided_diffusion.sampling.grey import colour
 from guided_diffusion.testbeds.digits import load_digits_split
 from guided_diffusion.testbeds.fashion import load_subset
 
@@ -46,9 +47,9 @@ def mean_colour_error(model: torch.nn.Module, diffusion, x: torch.Tensor, y: tor
     for t in timesteps:
         wrong = total = 0.0
         for eps, noise in noise_predictions(model, diffusion, x, y, t, generator, batch_size):
-            colour = [(e - e.mean(1, keepdim=True)).mean((2, 3)) for e in (eps, noise)]
-            wrong += ((colour[0] - colour[1]) ** 2).sum().item()
-            total += (colour[1] ** 2).sum().item()
+            predicted, true = (colour(e).mean((2, 3)) for e in (eps, noise))
+            wrong += ((predicted - true) ** 2).sum().item()
+            total += (true ** 2).sum().item()
         errors.append(wrong / total)
     return errors
 
@@ -79,11 +80,11 @@ def main() -> None:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         model.eval()
         mse = denoising_mse(model, diffusion, x, y)
-        colour = " | ".join(f"{e:.3f}" for e in mean_colour_error(model, diffusion, x, y))
+        errors = " | ".join(f"{e:.3f}" for e in mean_colour_error(model, diffusion, x, y))
         step = int(re.findall(r"(\d+)\.pt$", path.name)[0])
         gap = None if args.no_sampling else default_job_channel_gap(model, info, guide)
         cells = "| |" if gap is None else f"{gap.mean():.2f} | {(gap > 5).mean():.2f} |"
-        rows.append(f"| {path.name} | {step} | {mse:.4f} | {cells} {colour} |")
+        rows.append(f"| {path.name} | {step} | {mse:.4f} | {cells} {errors} |")
         print(rows[-1], flush=True)
     table = "\n".join(rows)
     if args.out:
