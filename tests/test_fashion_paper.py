@@ -47,10 +47,14 @@ def test_the_report_says_how_far_the_sampler_was_checked(tmp_path, monkeypatch):
     args, lab = SimpleNamespace(sampler="dpmpp_2m_sde", precision="bf16", testbed="fashion"), SimpleNamespace(steps=20)
     assert "not checked against DDPM-250" in fashion_paper.checked_sampler(args, lab, [1.0, 8.0])  # no check yet
     (tmp_path / "sampler").mkdir()
-    check = {"sampler": "dpmpp_2m_sde", "precision": "bf16", "chosen_steps": 20, "holds_to": 2.0}
+    check = {"sampler": "dpmpp_2m_sde", "precision": "bf16", "chosen_steps": 20, "holds_to": 2.0,
+             "passes": {"2": {"20": True, "35": True}, "8": {"20": False, "35": False}}}
     (tmp_path / "sampler" / "results.json").write_text(json.dumps(check))
     note = fashion_paper.checked_sampler(args, lab, [0.5, 2.0, 4.0, 8.0])
-    assert "matched to DDPM-250 up to s=2" in note and "s=4, 8 lie outside that checked range" in note
+    assert "matched to DDPM-250 at s=2 and not at s=8; the count its rule chose" in note
+    assert "s=4, 8 lie outside the matched range" in note
     assert "outside" not in fashion_paper.checked_sampler(args, lab, [0.5, 2.0])
+    note = fashion_paper.checked_sampler(args, SimpleNamespace(steps=35), [2.0])  # checked, but not the rule's choice
+    assert "not the count its rule chose (20" in note
     assert "not checked" in fashion_paper.checked_sampler(args, SimpleNamespace(steps=25), [2.0])  # another count
     assert fashion_paper.checked_sampler(SimpleNamespace(**{**vars(args), "sampler": "ddpm"}), lab, [2.0]) == ""
