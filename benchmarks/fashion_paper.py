@@ -85,10 +85,11 @@ def family_scores(lab: Lab, config: Config, seeds: list[int]) -> dict[str, dict[
 
 def intervals(lab: Lab, seeds: list[int], setting: Setting, pairs: list[tuple[Config, Config]], scales: list[float],
               rows5: list[tuple[str, Config]], rows6: list[tuple[str, Config]], baseline: Config,
-              draws: int) -> dict:
+              headline: list[tuple[Config, Config]], draws: int) -> dict:
     """Paired differences with 95 % intervals: Table 1's and 3's pairs (ProG minus its baseline), ProG minus
-    vanilla at each scale (Figure 4), ProG at each vanilla run's FID (Table 2), and Table 5's and 6's rows minus
-    ``baseline``."""
+    vanilla at each scale (Figure 4), ProG at each vanilla run's FID (Table 2), Table 5's and 6's rows minus
+    ``baseline``, and for each (fast, DDPM-250) pair of ``headline`` the fast run minus DDPM-250 and, per model,
+    ProG minus vanilla at DDPM-250."""
     chosen = paired.scores(lab, guided=True)
 
     def compare(a: Config, b: Config) -> dict:
@@ -105,6 +106,10 @@ def intervals(lab: Lab, seeds: list[int], setting: Setting, pairs: list[tuple[Co
                                                    per_sample, draws) for s in scales} for m in ("adm", "cadm")},
         "table5": {name: compare(c, baseline) for name, c in rows5 if c != baseline},
         "table6": {name: compare(c, baseline) for name, c in rows6 if c != baseline},
+        "headline": {f"{b.label()} - {a.label()}, DDPM-{lab.steps_of(a)}": compare(b, a)
+                     for (_, a), (_, b) in zip(headline[::2], headline[1::2], strict=True)},
+        "sampler_check": {f"{fast.label()}: {fast.sampler}-{lab.steps_of(fast)} - DDPM-{lab.steps_of(ddpm)}":
+                          compare(fast, ddpm) for fast, ddpm in headline},
     }
 
 
@@ -240,6 +245,10 @@ def main() -> None:
                         help="CADM-G's scale in Tables 1 and 3 (default: its vanilla sweep's lowest FID)")
     parser.add_argument("--cfg_scale", type=float, default=1.0, help="w of classifier-free guidance")
     parser.add_argument("--gammas", default="0,0.04,0.1,0.2,1", help="Table 5's gammas (stated for 250 steps)")
+    parser.add_argument("--headline", type=int, default=0, metavar="STEPS",
+                        help="also Table 1's guided rows with DDPM at STEPS (250: the reference) in fp32, each paired "
+                        "with the same setting on the run's sampler (DDPM-250: about 36 minutes a run of 1,000 "
+                        "samples on 2 CPU cores); 0: not")
     args = parser.parse_args()
     args.sampler = args.sampler or ("dpmpp_2m_sde" if args.quick else "ddpm")
     args.precision = args.precision or ("bf16" if args.quick else "fp32")
@@ -266,6 +275,11 @@ def main() -> None:
     table3 = [setting("cadm", "cfg", args.cfg_scale), eds, replace(eds, guidance="prog_eds")]
     print(f"Table 1 and 3 (ADM-G at s={args.scale_adm:g}, CADM-G at s={args.scale_cadm:g})", flush=True)
     t1 = [(c.label(), summary(lab, c, seeds)) for c in table1 + table3]
+    headline = [(c, replace(c, sampler="ddpm", steps=args.headline, precision="fp32"))
+                for c in (adm_g, adm_prog, cadm_g, cadm_prog)] if args.headline else []
+    if headline:
+        print(f"Table 1's guided rows with DDPM-{args.headline}", flush=True)
+    th = [(f"{ddpm.label()}, DDPM-{args.headline}", summary(lab, ddpm, seeds)) for _, ddpm in headline]
     print("Table 5: gamma", flush=True)
     rows5 = [(f"gamma = {g:g}", replace(adm_prog, gamma=g, reference_steps=250 if 0 < g < 1 else None))
              for g in (float(x) for x in args.gammas.split(","))]
@@ -285,7 +299,7 @@ def main() -> None:
     fooled_count = adversarial_grid(lab, setting("adm", "vanilla", worst), names, out / "adversarial_grid.png")
     print("Paired intervals", flush=True)
     found = intervals(lab, seeds, setting, [(adm_g, adm_prog), (cadm_g, cadm_prog), (eds, table3[2])], scales,
-                      rows5, rows6, adm_prog, args.draws)
+                      rows5, rows6, adm_prog, headline, args.draws)
     elapsed = time.perf_counter() - started
 
     command = "python benchmarks/fashion_paper.py " + " ".join(sys.argv[1:])
@@ -294,12 +308,12 @@ def main() -> None:
                   fooled_at_worst=fooled_count, worst_gap_scale=worst)
     write_json(out / "results.json", raw)
     columns = COLUMNS + (LABEL_FREE_COLUMNS if lab.label_free is not None else [])
-    (out / "README.md").write_text(report(args, lab, seeds, scales, raw, columns, t1, sweeps, t5, t6,
+    (out / "README.md").write_text(report(args, lab, seeds, scales, raw, columns, t1, th, sweeps, t5, t6,
                                           families, fig3, worst, fooled_count, adm_prog.label()))
     print(f"wrote {out / 'README.md'} ({elapsed / 60:.1f} minutes)")
 
 
-def report(args, lab: Lab, seeds, scales, raw, columns, t1, sweeps, t5, t6, families, fig3, worst,
+def report(args, lab: Lab, seeds, scales, raw, columns, t1, th, sweeps, t5, t6, families, fig3, worst,
            fooled_count, baseline: str) -> str:
     found, text = raw["intervals"], paired.interval_text
     shown = paired.INTERVAL_COLUMNS + (paired.LABEL_FREE_COLUMNS if lab.label_free is not None else ())
@@ -321,6 +335,20 @@ def report(args, lab: Lab, seeds, scales, raw, columns, t1, sweeps, t5, t6, fami
     label_free = ", and in the label-free space of `fashion/autoencoder` (FID, precision, recall)" \
         if lab.label_free is not None else ""
     sampler_note = checked_sampler(args, lab, scales)
+    headline = (f"""{table(th, columns + GUIDE_COLUMNS)}
+
+ProG minus vanilla guidance at DDPM-{args.headline}, paired:
+
+{head('comparison')}
+{rows(found["headline"])}
+
+The run's sampler ({args.sampler}, {lab.steps} steps, {args.precision}) minus DDPM-{args.headline} in fp32 on the same
+settings, paired over the same {lab.num_samples} samples:
+
+{head('setting')}
+{rows(found["sampler_check"])}""" if th else "Not run: `--headline 250` adds ADM-G and CADM-G with and without ProG "
+                "at Table 1's scales, sampled with DDPM-250 in fp32, about 36 minutes a run of 1,000 samples on 2 "
+                "CPU cores.")
     return f"""# The paper's experiments on {lab.testbed.name}
 
 Generated by `{raw['command']}` {provenance(raw)}.
@@ -338,6 +366,10 @@ ADM-G at s={args.scale_adm:g}, CADM-G at s={args.scale_cadm:g} ({args.scale_rule
 w={args.cfg_scale:g}.
 
 {table(t1, columns + GUIDE_COLUMNS)}
+
+### Table 1's guided rows with the reference sampler
+
+{headline}
 
 ## Figure 4: precision and recall against the scale, per class family
 

@@ -120,8 +120,8 @@ def report(args, lab: Lab, seeds: list[int], rows: dict, found: dict, passes: di
         paired.LABEL_FREE_COLUMNS if lab.label_free is not None else ())
     top = max(float(s) for s in passes)
     if steps is None:
-        verdict = (f"**none of the candidates**: at s={min(float(s) for s in passes):g} every count differs from "
-                   f"DDPM-{args.reference_steps} in some score, so the experiments must sample with DDPM")
+        verdict = (f"**none of the candidates**: at s={min(float(s) for s in passes):g} no count passes with every "
+                   f"larger one passing too, so the experiments must sample with DDPM")
     else:
         verdict = (f"**{args.sampler} at {steps} steps in {args.precision}** ({args.reference_steps / steps:.1f}x "
                    f"fewer network evaluations than the reference)" + (

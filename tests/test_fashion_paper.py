@@ -13,7 +13,7 @@ from fixtures_background import background
 RUN = background(__file__, "test_every_table_figure_and_interval_is_written",
                  [sys.executable, "benchmarks/fashion_paper.py", "--testbed", "digits", "--num_samples", "40",
                   "--steps", "2", "--scales", "1,2", "--gammas", "0,1", "--reference_per_class", "10", "--draws",
-                  "10", "--out", "{out}"], seconds=35)
+                  "10", "--headline", "3", "--out", "{out}"], seconds=35)
 
 
 def test_every_table_figure_and_interval_is_written(request):
@@ -23,7 +23,7 @@ def test_every_table_figure_and_interval_is_written(request):
                     "## The most adversarial samples", "### Table 2: ProG at vanilla's FID"):
         assert heading in report, heading
     for row in ("control: shuffled relevance", "control: entropy-matched LS", "control: ramped vanilla scale",
-                "CADM-G + EDS + ProG (s=1)", "gamma = 0", "| prog | 1 | all classes |"):
+                "CADM-G + EDS + ProG (s=1)", "gamma = 0", "| prog | 1 | all classes |", "### Table 1's guided rows"):
         assert row in report, row
     for figure in ("figure4.png", "gap_vs_scale.png", "figure3_vanilla.png", "figure3_prog.png",
                    "adversarial_grid.png", "relevance.png"):
@@ -37,7 +37,10 @@ def test_every_table_figure_and_interval_is_written(request):
     assert f"ADM-G at s={raw['scale_adm']:g}, CADM-G at s={raw['scale_cadm']:g} (the vanilla sweep's lowest FID)" \
         in report
     found = raw["intervals"]
-    assert set(found) == {"table1", "figure4", "table2", "table5", "table6"}
+    assert set(found) == {"table1", "figure4", "table2", "table5", "table6", "headline", "sampler_check"}
+    assert len(found["headline"]) == 2 and len(found["sampler_check"]) == 4  # --headline 3: each model's pair
+    headline = [r for r in runs if r["config"]["steps"] == 3]
+    assert len(headline) == 4 and {r["config"]["guidance"] for r in headline} == {"vanilla", "prog"}
     assert "control: ramped vanilla scale" in found["table6"] and "gap" in found["table1"][
         f"ADM-G + ProG (s={raw['scale_adm']:g}) - ADM-G (s={raw['scale_adm']:g})"]
 
