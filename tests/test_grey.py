@@ -51,3 +51,13 @@ def test_the_main_job_samples_grey_images_with_grey_data(one_thread, sampler):
         gaps[grey] = channel_gap(images)
     assert gaps[False].mean() > 5  # a random network draws colours
     assert gaps[True].max() <= 1 / 3 and np.mean(gaps[True]) < 0.05  # grey, but for a rounding to 1/255
+
+
+def test_classifier_free_guidance_finds_the_null_class_through_grey_data(one_thread):
+    model, _ = tiny_model_and_diffusion(class_cond=True, label_dropout=0.1)
+    flags = [f"--{k}={v}" for k, v in {**MODEL_FLAGS, "class_cond": True, "label_dropout": 0.1}.items()]
+    args = job_args([*flags, "--model_path", "given.pt", "--guidance", "cfg", "--cfg_scale", "1", "--num_samples", "4",
+                     "--batch_size", "4", "--timestep_respacing", "5", "--grey_data", "True"])
+    job = MainJob(args, device=torch.device("cpu"), model=model).load()
+    assert model.null_class is not None and job.denoiser.null_class == model.null_class
+    assert channel_gap(job.sample()["images"]).max() <= 1 / 3  # the colour is still the exact one

@@ -24,6 +24,7 @@ class GreyData(nn.Module):
 
     ``alphas_cumprod``: the model's training schedule (abar_t of each original timestep);
     ``timestep_scale``: what the model is called with per timestep (1000 / T with ADM's ``rescale_timesteps``).
+    Attributes the guidance reads off the network (``null_class``, ``num_classes``, ...) are the wrapped model's.
     """
 
     def __init__(self, model: nn.Module, alphas_cumprod: np.ndarray, timestep_scale: float = 1.0):
@@ -31,6 +32,14 @@ class GreyData(nn.Module):
         self.model = model
         self.register_buffer("sigmas", torch.from_numpy(np.sqrt(1.0 - alphas_cumprod)).float(), persistent=False)
         self.timestep_scale = timestep_scale
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "model":
+                raise
+            return getattr(self.model, name)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         out = self.model(x, t, y, **kwargs)
