@@ -13,13 +13,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from .wrapper import Wrapper
+
 
 def colour(x: torch.Tensor) -> torch.Tensor:
     """Each pixel's RGB minus their mean (NCHW, 3 channels)."""
     return x - x.mean(dim=1, keepdim=True)
 
 
-class GreyData(nn.Module):
+class GreyData(Wrapper):
     """``model`` (called as ADM's U-Net, on original timesteps) with the exact noise colour of grey data.
 
     ``alphas_cumprod``: the model's training schedule (abar_t of each original timestep);
@@ -27,19 +29,13 @@ class GreyData(nn.Module):
     Attributes the guidance reads off the network (``null_class``, ``num_classes``, ...) are the wrapped model's.
     """
 
+    wrapped = "model"
+
     def __init__(self, model: nn.Module, alphas_cumprod: np.ndarray, timestep_scale: float = 1.0):
         super().__init__()
         self.model = model
         self.register_buffer("sigmas", torch.from_numpy(np.sqrt(1.0 - alphas_cumprod)).float(), persistent=False)
         self.timestep_scale = timestep_scale
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "model":
-                raise
-            return getattr(self.model, name)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         out = self.model(x, t, y, **kwargs)

@@ -16,6 +16,8 @@ import os
 import torch
 from torch import nn
 
+from .wrapper import Wrapper
+
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 COMPILE_BACKEND = "GUIDED_DIFFUSION_COMPILE_BACKEND"  # torch.compile's backend (default inductor; eager: no codegen)
 
@@ -34,7 +36,7 @@ def check_precision(precision: str, device: torch.device, use_fp16: bool = False
     return PRECISIONS[precision]
 
 
-class Accelerated(nn.Module):
+class Accelerated(Wrapper):
     """``net`` under autocast (float32 outputs), optionally compiled and in channels_last.
 
     Attributes the samplers read off the network (``null_class``, ``num_classes``, ...) are the
@@ -54,14 +56,6 @@ class Accelerated(nn.Module):
         self._run = torch.compile(net, backend=os.environ.get(COMPILE_BACKEND, "inductor")) if compile else net
         self._compiled = compile
         self._checked = not compile
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "net":
-                raise
-            return getattr(self.net, name)
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
