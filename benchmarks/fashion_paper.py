@@ -10,10 +10,11 @@ Samples with the main job through the experiment harness (guided_diffusion.exper
 class i mod 10, with its own noise) and scores against the 10,000 test images: FID, sFID, IS, precision and
 recall on the fashion/features classifier, FID, precision and recall again on fashion/autoencoder (a feature
 space learned without labels), robustness on the bank fashion/bank1-6 (six architectures), and the guide's own
-top-1 and its gap to the bank. Every setting samples --num_samples per seed (1,000 by default, one seed: the
-sample count gives the power); ProG's comparisons are paired differences with 95 % intervals over the samples
-(guided_diffusion.experiments.paired). --quick samples with DPM-Solver++(2M) SDE in bf16 at the step count that
-benchmarks/fashion_sampler.py found to match DDPM-250 on these models; the full run with DDPM-250 in fp32.
+top-1 and its gap to the bank; Table 1 opens with the same scores of real training images (the data's own).
+Every setting samples --num_samples per seed (1,000 by default, one seed: the sample count gives the power);
+ProG's comparisons are paired differences with 95 % intervals over the samples (guided_diffusion.experiments.paired).
+--quick samples with DPM-Solver++(2M) SDE in bf16 at the step count that benchmarks/fashion_sampler.py found to
+match DDPM-250 on these models; the full run with DDPM-250 in fp32.
 Tables 1, 3, 5 and 6 sample at each model's scale chosen by a rule fixed before the run: the scale of the
 vanilla sweep with the lowest FID (--scale_adm, --scale_cadm override it). Writes results/fashion/README.md
 (tables, figures, command, machine, time) and results/fashion/results.json; findings.md is written from them.
@@ -30,8 +31,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from guided_diffusion.evaluation import metrics
+from guided_diffusion.evaluation.held_out import accuracy
 from guided_diffusion.evaluation.robustness import fooled_ranked
 from guided_diffusion.experiments import paired
 from guided_diffusion.experiments.harness import LABEL_FREE_METRICS, Config, Lab, summary
@@ -83,13 +86,53 @@ def family_scores(lab: Lab, config: Config, seeds: list[int]) -> dict[str, dict[
     return out
 
 
+GUIDE_TIMESTEPS = (999, 950, 900, 850, 800, 750, 600, 500, 250)
+
+
+def guide_along_t(lab: Lab, gamma: float = 0.04, steps: int = 250, per_class: int = 200) -> list[dict]:
+    """When ProG spreads its guidance and what the guide knows then: at each of :data:`GUIDE_TIMESTEPS`, the
+    condition's share of s_t with the text s_T (Eq. 5 over ``steps`` evenly spaced steps, mean over the classes)
+    and the guide's top-1 on ``per_class`` reference images per class noised to t (a fixed draw)."""
+    initial = np.diag(lab.relevance("text")).mean()
+    classes = lab.testbed.num_classes
+    per_class = min(per_class, int(np.bincount(lab.train_labels, minlength=classes).min()))
+    chosen = np.concatenate([np.flatnonzero(lab.train_labels == c)[:per_class] for c in range(classes)])
+    x = torch.from_numpy(lab.train_images[chosen]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    y = torch.from_numpy(lab.train_labels[chosen]).long()
+    guide = lab.classifier(lab.testbed.classifier)
+    rows = []
+    with torch.no_grad():
+        for t in GUIDE_TIMESTEPS:
+            step = round((lab.noise_process.num_timesteps - 1 - t) * steps / lab.noise_process.num_timesteps)
+            rows.append({"t": t, "step": step, "condition_share": float(1 - (1 - gamma) ** step * (1 - initial)),
+                         "guide_top1": 100.0 * accuracy(guide, lab.noise_process, x, y, t)})
+    return rows
+
+
+def family_intervals(lab: Lab, seeds: list[int], setting: Setting, scales: list[float], draws: int) -> dict:
+    """Per class family and scale: ADM-G + ProG minus vanilla ADM-G on that family's samples, recall (against the
+    family's reference images) and robustness, with 95 % paired intervals."""
+    families = lab.testbed.families or {"all classes": tuple(range(lab.testbed.num_classes))}
+    found = {}
+    for name, classes in families.items():
+        chosen = {"recall": paired.recall(lab.reference["pool"][np.isin(lab.train_labels, classes)]),
+                  "robustness": paired.robustness}
+        found[name] = {}
+        for s in scales:
+            prog, vanilla = (lab.pooled(setting("adm", g, s), seeds) for g in ("prog", "vanilla"))
+            keep = np.isin(prog["labels"], classes)
+            found[name][f"{s:g}"] = paired.compare({k: v[keep] for k, v in prog.items()},
+                                                   {k: v[keep] for k, v in vanilla.items()}, chosen, draws)
+    return found
+
+
 def intervals(lab: Lab, seeds: list[int], setting: Setting, pairs: list[tuple[Config, Config]], scales: list[float],
-              rows5: list[tuple[str, Config]], rows6: list[tuple[str, Config]], baseline: Config,
+              rows5: list[tuple[str, Config]], rows6: list[tuple[str, Config]], baseline: Config, vanilla: Config,
               headline: list[tuple[Config, Config]], draws: int) -> dict:
     """Paired differences with 95 % intervals: Table 1's and 3's pairs (ProG minus its baseline), ProG minus
-    vanilla at each scale (Figure 4), ProG at each vanilla run's FID (Table 2), Table 5's and 6's rows minus
-    ``baseline``, and for each (fast, DDPM-250) pair of ``headline`` the fast run minus DDPM-250 and, per model,
-    ProG minus vanilla at DDPM-250."""
+    vanilla at each scale (Figure 4; per class family too), ProG at each vanilla run's FID (Table 2), Table 5's
+    rows minus ``baseline`` and minus ``vanilla``, Table 6's minus ``baseline``, and for each (fast, DDPM-250)
+    pair of ``headline`` the fast run minus DDPM-250 and, per model, ProG minus vanilla at DDPM-250."""
     chosen = paired.scores(lab, guided=True)
 
     def compare(a: Config, b: Config) -> dict:
@@ -104,7 +147,9 @@ def intervals(lab: Lab, seeds: list[int], setting: Setting, pairs: list[tuple[Co
         "table2": {m: {f"{s:g}": paired.at_matched([lab.pooled(setting(m, "prog", t), seeds) for t in scales],
                                                    lab.pooled(setting(m, "vanilla", s), seeds), chosen["fid"],
                                                    per_sample, draws) for s in scales} for m in ("adm", "cadm")},
+        "families": family_intervals(lab, seeds, setting, scales, draws),
         "table5": {name: compare(c, baseline) for name, c in rows5 if c != baseline},
+        "table5_vs_vanilla": {name: compare(c, vanilla) for name, c in rows5},
         "table6": {name: compare(c, baseline) for name, c in rows6 if c != baseline},
         "headline": {f"{b.label()} - {a.label()}, DDPM-{lab.steps_of(a)}": compare(b, a)
                      for (_, a), (_, b) in zip(headline[::2], headline[1::2], strict=True)},
@@ -247,7 +292,7 @@ def main() -> None:
     parser.add_argument("--gammas", default="0,0.04,0.1,0.2,1", help="Table 5's gammas (stated for 250 steps)")
     parser.add_argument("--headline", type=int, default=0, metavar="STEPS",
                         help="also Table 1's guided rows with DDPM at STEPS (250: the reference) in fp32, each paired "
-                        "with the same setting on the run's sampler (DDPM-250: about 36 minutes a run of 1,000 "
+                        "with the same setting on the run's sampler (DDPM-250: about 45 minutes a run of 1,000 "
                         "samples on 2 CPU cores); 0: not")
     args = parser.parse_args()
     args.sampler = args.sampler or ("dpmpp_2m_sde" if args.quick else "ddpm")
@@ -274,7 +319,10 @@ def main() -> None:
     table1 = [setting("adm", "none"), adm_g, adm_prog, setting("cadm", "none"), cadm_g, cadm_prog]
     table3 = [setting("cadm", "cfg", args.cfg_scale), eds, replace(eds, guidance="prog_eds")]
     print(f"Table 1 and 3 (ADM-G at s={args.scale_adm:g}, CADM-G at s={args.scale_cadm:g})", flush=True)
+    held_in = lab.held_in_scores()
     t1 = [(c.label(), summary(lab, c, seeds)) for c in table1 + table3]
+    if held_in:
+        t1.insert(0, (f"data ({held_in['images']:.0f} real images)", {k: (v, 0.0) for k, v in held_in.items()}))
     headline = [(c, replace(c, sampler="ddpm", steps=args.headline, precision="fp32"))
                 for c in (adm_g, adm_prog, cadm_g, cadm_prog)] if args.headline else []
     if headline:
@@ -297,15 +345,17 @@ def main() -> None:
     relevance_figure(lab, names, out / "relevance.png")
     worst = max(scales, key=lambda s: sweeps["adm"]["vanilla"][s]["gap"][0])
     fooled_count = adversarial_grid(lab, setting("adm", "vanilla", worst), names, out / "adversarial_grid.png")
+    along_t = guide_along_t(lab)
     print("Paired intervals", flush=True)
     found = intervals(lab, seeds, setting, [(adm_g, adm_prog), (cadm_g, cadm_prog), (eds, table3[2])], scales,
-                      rows5, rows6, adm_prog, headline, args.draws)
+                      rows5, rows6, adm_prog, adm_g, headline, args.draws)
     elapsed = time.perf_counter() - started
 
     command = "python benchmarks/fashion_paper.py " + " ".join(sys.argv[1:])
     raw = lab.raw(command, elapsed, seeds=seeds, draws=args.draws, sampler=args.sampler, precision=args.precision,
                   scale_adm=args.scale_adm, scale_cadm=args.scale_cadm, intervals=found, families=families,
-                  fooled_at_worst=fooled_count, worst_gap_scale=worst)
+                  fooled_at_worst=fooled_count, worst_gap_scale=worst, held_in=held_in,
+                  guide_along_t=along_t)
     write_json(out / "results.json", raw)
     columns = COLUMNS + (LABEL_FREE_COLUMNS if lab.label_free is not None else [])
     (out / "README.md").write_text(report(args, lab, seeds, scales, raw, columns, t1, th, sweeps, t5, t6,
@@ -316,7 +366,9 @@ def main() -> None:
 def report(args, lab: Lab, seeds, scales, raw, columns, t1, th, sweeps, t5, t6, families, fig3, worst,
            fooled_count, baseline: str) -> str:
     found, text = raw["intervals"], paired.interval_text
-    shown = paired.INTERVAL_COLUMNS + (paired.LABEL_FREE_COLUMNS if lab.label_free is not None else ())
+    shown = paired.INTERVAL_COLUMNS + (("Gap (points)", "gap", 1),) + (
+        paired.LABEL_FREE_COLUMNS if lab.label_free is not None else ())
+    by_family = (("Rec", "recall", 3), ("Robustness (points)", "robustness", 1))
 
     def rows(found_rows: dict) -> str:
         return paired.interval_rows(found_rows, shown)
@@ -335,6 +387,11 @@ def report(args, lab: Lab, seeds, scales, raw, columns, t1, th, sweeps, t5, t6, 
     label_free = ", and in the label-free space of `fashion/autoencoder` (FID, precision, recall)" \
         if lab.label_free is not None else ""
     sampler_note = checked_sampler(args, lab, scales)
+    along_t = "\n".join(f"| {r['t']} | {r['step']} | {r['condition_share']:.2f} | {r['guide_top1']:.1f} |"
+                         for r in raw["guide_along_t"])
+    data_note = (" The data row scores real images of the testbed's other split, which the reference does not hold "
+                 "(as many per class as a run's samples), the guide's column included: what a model that reproduces "
+                 "the data reaches, each score's floor or ceiling." if raw.get("held_in") else "")
     headline = (f"""{table(th, columns + GUIDE_COLUMNS)}
 
 ProG minus vanilla guidance at DDPM-{args.headline}, paired:
@@ -347,7 +404,7 @@ settings, paired over the same {lab.num_samples} samples:
 
 {head('setting')}
 {rows(found["sampler_check"])}""" if th else "Not run: `--headline 250` adds ADM-G and CADM-G with and without ProG "
-                "at Table 1's scales, sampled with DDPM-250 in fp32, about 36 minutes a run of 1,000 samples on 2 "
+                "at Table 1's scales, sampled with DDPM-250 in fp32, about 45 minutes a run of 1,000 samples on 2 "
                 "CPU cores.")
     return f"""# The paper's experiments on {lab.testbed.name}
 
@@ -363,7 +420,7 @@ results/fashion/results.json DIR/results.json`.
 ## Table 1 (and Table 3: classifier-free guidance, EDS)
 
 ADM-G at s={args.scale_adm:g}, CADM-G at s={args.scale_cadm:g} ({args.scale_rule}), classifier-free
-w={args.cfg_scale:g}.
+w={args.cfg_scale:g}.{data_note}
 
 {table(t1, columns + GUIDE_COLUMNS)}
 
@@ -397,6 +454,16 @@ The text relevance and the guide's confusion relevance, classes ordered by famil
 
 {table(t6, columns + GUIDE_COLUMNS)}
 
+## When ProG spreads its guidance, and what the guide knows then
+
+The condition's share of s_t (gamma 0.04 over 250 steps, the text s_T, mean over the classes; the step counts
+from x_T) and the guide's top-1 on reference images noised to t (`guided_diffusion.evaluation.held_out.accuracy`,
+up to 200 per class, a fixed draw of the noise):
+
+| t | step of 250 | condition's share of s_t | guide top-1 (%) |
+|---|---|---|---|
+{along_t}
+
 ## Figure 3: vanilla guidance and ProG from the same noise (a Shirt, ADM-G at s={args.scale_adm:g})
 
 ![vanilla](figure3_vanilla.png) ![ProG](figure3_prog.png)
@@ -426,6 +493,14 @@ seed (recall: {args.draws} half-samples without replacement), the same indices f
 {head('scale')}
 {rows({f"{m.upper()}-G, s={s}": r for m, by_scale in found["figure4"].items() for s, r in by_scale.items()})}
 
+### Figure 4 per class family: ADM-G + ProG minus vanilla ADM-G at the same scale
+
+Each family's samples only, recall against that family's reference images.
+
+{paired.interval_head('family, scale', by_family)}
+{paired.interval_rows({f"{family}, s={s}": r for family, by_scale in found["families"].items()
+                       for s, r in by_scale.items()}, by_family)}
+
 ### Table 2: ProG at vanilla's FID minus vanilla
 
 ProG's sweep interpolated linearly to each vanilla run's FID where it first reaches it; reached: the share of
@@ -439,6 +514,13 @@ bootstrap resamples in which it does.
 
 {head('gamma')}
 {rows(found["table5"])}
+
+### Table 5: each gamma minus vanilla ADM-G (s={args.scale_adm:g})
+
+gamma = 1 moves s_t to one-hot in one step, after the first step's guidance with s_T.
+
+{head('gamma')}
+{rows(found["table5_vs_vanilla"])}
 
 ### Table 6: each s_T and control minus {baseline}
 

@@ -36,8 +36,18 @@ def test_every_table_figure_and_interval_is_written(request):
     assert raw["scale_adm"] == min(vanilla, key=vanilla.get)  # the rule: the vanilla sweep's lowest FID
     assert f"ADM-G at s={raw['scale_adm']:g}, CADM-G at s={raw['scale_cadm']:g} (the vanilla sweep's lowest FID)" \
         in report
+    held_in = raw["held_in"]  # the digits' held-out images, balanced like the samples, scored like them
+    assert held_in["images"] == raw["num_samples"] and 0 <= held_in["robustness"] <= 100 and "gap" in held_in
+    assert f"| data ({raw['num_samples']} real images) |" in report
+    along_t = raw["guide_along_t"]  # s_t's condition share grows with the steps; the guide's top-1 is a share
+    assert [r["t"] for r in along_t] == sorted((r["t"] for r in along_t), reverse=True)
+    assert all(a["condition_share"] < b["condition_share"] for a, b in zip(along_t[:-1], along_t[1:], strict=True))
+    assert all(0 <= r["guide_top1"] <= 100 for r in along_t) and "| t | step of 250 |" in report
     found = raw["intervals"]
-    assert set(found) == {"table1", "figure4", "table2", "table5", "table6", "headline", "sampler_check"}
+    assert set(found) == {"table1", "figure4", "families", "table2", "table5", "table5_vs_vanilla", "table6",
+                          "headline", "sampler_check"}
+    assert set(found["families"]) == {"all classes"} and set(found["families"]["all classes"]) == {"1", "2"}
+    assert set(found["table5_vs_vanilla"]) == {"gamma = 0", "gamma = 1"} and "| Gap (points) |" in report
     assert len(found["headline"]) == 2 and len(found["sampler_check"]) == 4  # --headline 3: each model's pair
     headline = [r for r in runs if r["config"]["steps"] == 3]
     assert len(headline) == 4 and {r["config"]["guidance"] for r in headline} == {"vanilla", "prog"}

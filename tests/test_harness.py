@@ -16,6 +16,7 @@ from guided_diffusion.experiments.harness import (
     Config,
     Lab,
     LabelFree,
+    summary,
 )
 from guided_diffusion.experiments.report import provenance
 from guided_diffusion.testbeds.digits import DIGITS
@@ -148,3 +149,11 @@ def test_a_report_says_which_runs_came_from_the_store():
     text = provenance({**raw, "taken_from_store": 1})
     assert text.startswith("in 2.0 minutes on a CPU") and "1 of its 2 runs were taken from `--store`" in text
     assert "every run took 5.0 minutes" in text
+
+
+def test_summary_has_every_score_the_runs_have(tmp_path):
+    lab = stand_in_lab(tmp_path / "store")
+    config = Config("adm", "vanilla", 2.0, steps=3)
+    for seed, fid in ((1, 2.0), (2, 4.0)):
+        lab.cache[(lab.resolved(config), seed)] = {"fid": fid, "fid_label_free": 10.0 * fid, "gap": 1.0}
+    assert summary(lab, config, [1, 2]) == {"fid": (3.0, 1.0), "fid_label_free": (30.0, 10.0), "gap": (1.0, 0.0)}

@@ -256,6 +256,19 @@ class Lab:
                 outcomes["guide_correct"] = ranked[:, 0] == labels
         return {k: float(v) for k, v in result.items()}
 
+    def held_in_scores(self) -> dict[str, float] | None:
+        """The scores of real images the reference does not hold (the testbed's ``held_in``), balanced over the
+        classes as a run's samples (at most as many), with the testbed's guide, and their count (``images``): what
+        a model that reproduces the data reaches. None without ``held_in``."""
+        if self.testbed.held_in is None:
+            return None
+        images, labels = self.testbed.held_in()
+        classes = self.testbed.num_classes
+        per_class = min(self.num_samples // classes, int(np.bincount(labels, minlength=classes).min()))
+        chosen = np.stack([np.flatnonzero(labels == c)[:per_class] for c in range(classes)], axis=1).reshape(-1)
+        scores = self.evaluate(images[chosen], labels[chosen], self.testbed.classifier)  # class i mod classes
+        return {**scores, "images": float(len(chosen))}
+
     def in_reference(self, pool: np.ndarray) -> np.ndarray:
         """Per sample: within the k-NN radius (k = 3) of some reference, the term precision averages."""
         return within(self.reference["pool"], self.reference_radii, pool)
@@ -382,7 +395,8 @@ def machine(device: torch.device) -> str:
 
 
 def summary(lab: Lab, config: Config, seeds: list[int], keys=METRICS) -> dict[str, tuple[float, float]]:
-    """Mean and standard deviation over ``seeds`` of each metric (those the runs have)."""
+    """Mean and standard deviation over ``seeds`` of each metric (those the runs have), the label-free space's and
+    the guide's included."""
     runs = [lab.run(config, s) for s in seeds]
     return {k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs])))
-            for k in (*keys, *GUIDE_METRICS) if k in runs[0]}
+            for k in (*keys, *LABEL_FREE_METRICS, *GUIDE_METRICS) if k in runs[0]}

@@ -56,9 +56,13 @@ def _training_reference() -> tuple[np.ndarray, np.ndarray]:
     return load_digits_split()["train"]
 
 
+def _held_out() -> tuple[np.ndarray, np.ndarray]:
+    return load_digits_split()["test"]
+
+
 DIGITS = Testbed(name="digits", models={"adm": "digits/adm", "cadm": "digits/cadm"}, classifier="digits/classifier",
                  features="digits/features", bank=tuple(f"digits/bank{i}" for i in range(1, 6)), label_set="digits",
-                 num_classes=10, reference=_training_reference)
+                 num_classes=10, reference=_training_reference, held_in=_held_out)
 
 
 # ---------------------------------------------- the shipped models' training (scripts/train_digits_models.py)

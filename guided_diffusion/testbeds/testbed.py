@@ -17,7 +17,7 @@ from ..sampling.shards import write_npz
 
 @dataclass(frozen=True)
 class Testbed:
-    """A testbed's shipped networks (by name), label set and reference images."""
+    """A testbed's shipped networks (by name), label set, reference images and real images beside them."""
 
     name: str
     models: dict[str, str]  # a setting's model key (adm, cadm) -> shipped diffusion model
@@ -29,6 +29,8 @@ class Testbed:
     reference: Callable[[], tuple[np.ndarray, np.ndarray]]  # uint8 NHWC images and labels scored against
     label_free: str = ""  # an autoencoder: FID / precision / recall also in a feature space learned without labels
     families: dict[str, tuple[int, ...]] = field(default_factory=dict)  # groups of classes that share features
+    # real images of the reference's distribution that are not in it: the data's own scores, a model's floor
+    held_in: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
 
     def first_of_each_class(self, per_class: int) -> Testbed:
         """This testbed scored against only the first ``per_class`` reference images of each class (toy runs: the
