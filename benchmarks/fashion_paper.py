@@ -49,10 +49,12 @@ from guided_diffusion.experiments.report import (
     table,
     write_json,
 )
+from guided_diffusion.progressive.information_degree import InformationDegree
 from guided_diffusion.sampling.figures import trajectory_figure
 from guided_diffusion.sampling.job import class_names
 from guided_diffusion.testbeds.digits import DIGITS
 from guided_diffusion.testbeds.fashion import FASHION
+from guided_diffusion.testbeds.testbed import first_of_each
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "fashion"
@@ -93,10 +95,11 @@ def guide_along_t(lab: Lab, gamma: float = 0.04, steps: int = 250, per_class: in
     """When ProG spreads its guidance and what the guide knows then: at each of :data:`GUIDE_TIMESTEPS`, the
     condition's share of s_t with the text s_T (Eq. 5 over ``steps`` evenly spaced steps, mean over the classes)
     and the guide's top-1 on ``per_class`` reference images per class noised to t (a fixed draw)."""
-    initial = np.diag(lab.relevance("text")).mean()
     classes = lab.testbed.num_classes
+    own = torch.arange(classes)
+    degree = InformationDegree.from_relevance(lab.relevance("text"), own, gamma)  # one row per class
     per_class = min(per_class, int(np.bincount(lab.train_labels, minlength=classes).min()))
-    chosen = np.concatenate([np.flatnonzero(lab.train_labels == c)[:per_class] for c in range(classes)])
+    chosen = first_of_each(lab.train_labels, classes, per_class)
     x = torch.from_numpy(lab.train_images[chosen]).permute(0, 3, 1, 2).float() / 127.5 - 1
     y = torch.from_numpy(lab.train_labels[chosen]).long()
     guide = lab.classifier(lab.testbed.classifier)
@@ -104,7 +107,7 @@ def guide_along_t(lab: Lab, gamma: float = 0.04, steps: int = 250, per_class: in
     with torch.no_grad():
         for t in GUIDE_TIMESTEPS:
             step = round((lab.noise_process.num_timesteps - 1 - t) * steps / lab.noise_process.num_timesteps)
-            rows.append({"t": t, "step": step, "condition_share": float(1 - (1 - gamma) ** step * (1 - initial)),
+            rows.append({"t": t, "step": step, "condition_share": float(degree.at(step)[own, own].mean()),
                          "guide_top1": 100.0 * accuracy(guide, lab.noise_process, x, y, t)})
     return rows
 

@@ -47,7 +47,7 @@ from ..progressive.relevance import (
 )
 from ..sampling.job import MainJob, job_args
 from ..sampling.samplers import MODEL_FLAGS
-from ..testbeds.testbed import Testbed
+from ..testbeds.testbed import Testbed, first_of_each
 
 METRICS = ("fid", "sfid", "inception_score", "precision", "recall", "density", "coverage", "per_class_recall",
            "robustness")
@@ -265,8 +265,8 @@ class Lab:
         images, labels = self.testbed.held_in()
         classes = self.testbed.num_classes
         per_class = min(self.num_samples // classes, int(np.bincount(labels, minlength=classes).min()))
-        chosen = np.stack([np.flatnonzero(labels == c)[:per_class] for c in range(classes)], axis=1).reshape(-1)
-        scores = self.evaluate(images[chosen], labels[chosen], self.testbed.classifier)  # class i mod classes
+        chosen = first_of_each(labels, classes, per_class)
+        scores = self.evaluate(images[chosen], labels[chosen], self.testbed.classifier)
         return {**scores, "images": float(len(chosen))}
 
     def in_reference(self, pool: np.ndarray) -> np.ndarray:

@@ -38,8 +38,13 @@ class Testbed:
         if not per_class:
             return self
         images, labels = self.reference()
-        keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(self.num_classes)]))
+        keep = first_of_each(labels, self.num_classes, per_class)
         return replace(self, reference=lambda: (images[keep], labels[keep]))
+
+
+def first_of_each(labels: np.ndarray, num_classes: int, per_class: int) -> np.ndarray:
+    """The indices of the first ``per_class`` images of each class (fewer where a class has fewer), ascending."""
+    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(num_classes)]))
 
 
 def write_image_splits(out_dir: str | os.PathLike, splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
