@@ -32,6 +32,7 @@ from guided_diffusion.evaluation.feature_extractors import load_classifier
 from guided_diffusion.evaluation.held_out import default_job_channel_gap, denoising_mse, noise_predictions
 from guided_diffusion.models import manifest
 from guided_diffusion.sampling.grey import colour
+from guided_diffusion.sampling.samplers import from_uint8_nhwc
 from guided_diffusion.testbeds.digits import load_digits_split
 from guided_diffusion.testbeds.fashion import load_subset
 
@@ -67,7 +68,7 @@ def main() -> None:
     flags = {**su.model_and_diffusion_defaults(), **info["flags"]}
     guide = load_classifier(info["sample_flags"]["classifier_path"])[0].eval()
     images, labels = load_digits_split()["test"] if args.testbed == "digits" else load_subset()[:2]
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = from_uint8_nhwc(images)
     y = torch.from_numpy(labels).long() if flags["class_cond"] else None
     columns = " | ".join(f"mean-colour noise error t={t}" for t in MEAN_COLOUR_T)
     rows = [f"| checkpoint | step | held-out MSE | mean channel gap (/255) | share of samples > 5/255 | {columns} |",

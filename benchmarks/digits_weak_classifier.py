@@ -28,6 +28,7 @@ import torch
 from guided_diffusion.evaluation.held_out import accuracy
 from guided_diffusion.experiments.harness import Config, Lab
 from guided_diffusion.experiments.report import write_json
+from guided_diffusion.sampling.samplers import from_uint8_nhwc
 from guided_diffusion.testbeds.digits import DIGITS, MODELS, classifier, load_digits_split, write_digits
 from guided_diffusion.testbeds.training import train
 
@@ -127,7 +128,7 @@ def main() -> None:
 @torch.no_grad()
 def held_out_accuracy(lab: Lab, path: str) -> dict[str, float]:
     images, labels = load_digits_split()["test"]
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = from_uint8_nhwc(images)
     y = torch.from_numpy(labels).long()
     net = lab.classifier(path).cpu()
     return {f"t{t}": 100.0 * accuracy(net, lab.noise_process, x, y, t) for t in (0, 500)}

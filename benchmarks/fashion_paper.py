@@ -52,6 +52,7 @@ from guided_diffusion.experiments.report import (
 from guided_diffusion.progressive.information_degree import InformationDegree
 from guided_diffusion.sampling.figures import trajectory_figure
 from guided_diffusion.sampling.job import class_names
+from guided_diffusion.sampling.samplers import from_uint8_nhwc
 from guided_diffusion.testbeds.digits import DIGITS
 from guided_diffusion.testbeds.fashion import FASHION
 from guided_diffusion.testbeds.testbed import first_of_each
@@ -100,7 +101,7 @@ def guide_along_t(lab: Lab, gamma: float = 0.04, steps: int = 250, per_class: in
     degree = InformationDegree.from_relevance(lab.relevance("text"), own, gamma)  # one row per class
     per_class = min(per_class, int(np.bincount(lab.train_labels, minlength=classes).min()))
     chosen = first_of_each(lab.train_labels, classes, per_class)
-    x = torch.from_numpy(lab.train_images[chosen]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = from_uint8_nhwc(lab.train_images[chosen])
     y = torch.from_numpy(lab.train_labels[chosen]).long()
     guide = lab.classifier(lab.testbed.classifier)
     rows = []

@@ -15,7 +15,7 @@ from guided_diffusion import dist_util
 from guided_diffusion.flags import SAMPLERS
 from guided_diffusion.sampling.figures import image_grid, png_name
 from guided_diffusion.sampling.job import MainJob, job_args
-from guided_diffusion.sampling.samplers import progress_bar, respacing_for, sample_loop
+from guided_diffusion.sampling.samplers import from_uint8_nhwc, progress_bar, respacing_for, sample_loop, to_uint8_nhwc
 
 from golden import FIXTURES
 from launch import run_python
@@ -121,3 +121,13 @@ def test_png_names_and_grid_captions():
     assert (captioned[-line - 1:, 18:34] == 255).all()  # none under the empty fourth cell
     with pytest.raises(ValueError, match="2 captions for 3 images"):
         image_grid(images, 2, captions=["a", "b"])
+
+
+def test_uint8_images_convert_to_the_models_range_and_back():
+    every_value = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)
+    x = from_uint8_nhwc(every_value)
+    assert x.shape == (1, 3, 16, 16) and x.dtype == torch.float32
+    assert x.min() == -1 and x.max() == 1
+    assert torch.equal(from_uint8_nhwc(torch.from_numpy(every_value)), x)
+    back = to_uint8_nhwc(x).numpy().astype(int) - every_value
+    assert back.min() >= -1 and back.max() == 0  # to_uint8_nhwc truncates, as ADM's scripts do

@@ -22,6 +22,7 @@ from torch import nn
 
 from .. import logger
 from ..checkpoints import load_checkpoint, resolve
+from ..sampling.samplers import from_uint8_nhwc
 from ..train_util import StopRequest, log_stop
 from .feature_extractors import ClassifierExtractor, FeatureExtractor
 
@@ -68,7 +69,7 @@ class AutoencoderExtractor(FeatureExtractor):
     ``ceil(code_size / 16)`` channels flattened (as :class:`ClassifierExtractor` takes a classifier's)."""
 
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = images.permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = from_uint8_nhwc(images)
         code, feature_map = self.model.encode(x)
         grid = F.adaptive_avg_pool2d(feature_map, ClassifierExtractor.SPATIAL_GRID)
         channels = -(-code.shape[1] // ClassifierExtractor.SPATIAL_GRID**2)

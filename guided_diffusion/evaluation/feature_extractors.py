@@ -37,6 +37,7 @@ from torch import nn
 
 from .. import script_util
 from ..checkpoints import load_checkpoint, resolve
+from ..sampling.samplers import from_uint8_nhwc
 from .clean_classifiers import build_classifier
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -270,7 +271,7 @@ class ClassifierExtractor(FeatureExtractor):
         return {"image_size": self.image_size, "spatial_grid": self.SPATIAL_GRID}
 
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = images.permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = from_uint8_nhwc(images)
         if x.shape[-2:] != (self.image_size, self.image_size):
             size = (self.image_size, self.image_size)
             x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..sampling.figures import image_grid
 from ..sampling.job import MainJob, job_args
+from ..sampling.samplers import from_uint8_nhwc
 from .autoencoder import reconstruction_mse
 from .feature_extractors import FeatureExtractor
 from .metrics import channel_gap, feature_statistics, frechet_distance
@@ -88,7 +89,7 @@ def held_out_metrics(kind: str, net: nn.Module, diffusion, images: np.ndarray, l
     ``accuracy_t{t}`` at each of :data:`EVAL_TIMESTEPS`; autoencoders:
     ``reconstruction_mse`` (images in [-1, 1]).
     """
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = from_uint8_nhwc(images)
     y = torch.from_numpy(labels).long()
     net = net.float().eval()
     if kind == "autoencoder":

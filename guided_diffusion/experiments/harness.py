@@ -46,7 +46,7 @@ from ..progressive.relevance import (
     shuffled_relevance,
 )
 from ..sampling.job import MainJob, job_args
-from ..sampling.samplers import MODEL_FLAGS
+from ..sampling.samplers import MODEL_FLAGS, from_uint8_nhwc
 from ..testbeds.testbed import Testbed, first_of_each
 
 METRICS = ("fid", "sfid", "inception_score", "precision", "recall", "density", "coverage", "per_class_recall",
@@ -175,7 +175,7 @@ class Lab:
                 descriptions = load_descriptions(CLASS_DESCRIPTIONS_DIR / f"{self.testbed.label_set}.json")
                 matrix = relevance_from_descriptions(descriptions, self._encoder, **shaping)
             elif source == "confusion":
-                x = torch.from_numpy(self.train_images).permute(0, 3, 1, 2).float() / 127.5 - 1
+                x = from_uint8_nhwc(self.train_images)
                 confusion = classifier_confusion(self.classifier(self.testbed.classifier), self.noise_process, x,
                                                  torch.from_numpy(self.train_labels), classes,
                                                  np.linspace(0, 999, 10).round().astype(int).tolist())

@@ -107,6 +107,12 @@ def to_uint8_nhwc(sample: torch.Tensor) -> torch.Tensor:
     return ((sample + 1) * 127.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
+def from_uint8_nhwc(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """[0, 255] NHWC uint8 images (an array or a tensor) to [-1, 1] NCHW float32: the inverse of
+    :func:`to_uint8_nhwc`, up to its rounding."""
+    return torch.as_tensor(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
 def all_gather(tensor: torch.Tensor) -> list[np.ndarray]:
     """``tensor`` from every rank, in rank order, as numpy arrays."""
     if not dist_util.is_distributed():
