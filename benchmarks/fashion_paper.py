@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 
 from guided_diffusion.evaluation import metrics
 from guided_diffusion.evaluation.held_out import accuracy
@@ -95,7 +96,8 @@ GUIDE_TIMESTEPS = (999, 950, 900, 850, 800, 750, 600, 500, 250)
 def guide_along_t(lab: Lab, gamma: float = 0.04, steps: int = 250, per_class: int = 200) -> list[dict]:
     """When ProG spreads its guidance and what the guide knows then: at each of :data:`GUIDE_TIMESTEPS`, the
     condition's share of s_t with the text s_T (Eq. 5 over ``steps`` evenly spaced steps, mean over the classes)
-    and the guide's top-1 on ``per_class`` reference images per class noised to t (a fixed draw)."""
+    and the guide's top-1 on ``per_class`` reference images per class noised to t (a fixed draw), with its 95 %
+    Wilson interval over the images."""
     classes = lab.testbed.num_classes
     own = torch.arange(classes)
     degree = InformationDegree.from_relevance(lab.relevance("text"), own, gamma)  # one row per class
@@ -108,8 +110,10 @@ def guide_along_t(lab: Lab, gamma: float = 0.04, steps: int = 250, per_class: in
     with torch.no_grad():
         for t in GUIDE_TIMESTEPS:
             step = round((lab.noise_process.num_timesteps - 1 - t) * steps / lab.noise_process.num_timesteps)
+            top1 = accuracy(guide, lab.noise_process, x, y, t)
+            interval = stats.binomtest(round(top1 * len(y)), len(y)).proportion_ci(0.95, method="wilson")
             rows.append({"t": t, "step": step, "condition_share": float(degree.at(step)[own, own].mean()),
-                         "guide_top1": 100.0 * accuracy(guide, lab.noise_process, x, y, t)})
+                         "guide_top1": 100.0 * top1, "guide_top1_ci": [100.0 * interval.low, 100.0 * interval.high]})
     return rows
 
 
@@ -391,8 +395,8 @@ def report(args, lab: Lab, seeds, scales, raw, columns, t1, th, sweeps, t5, t6, 
     label_free = ", and in the label-free space of `fashion/autoencoder` (FID, precision, recall)" \
         if lab.label_free is not None else ""
     sampler_note = checked_sampler(args, lab, scales)
-    along_t = "\n".join(f"| {r['t']} | {r['step']} | {r['condition_share']:.2f} | {r['guide_top1']:.1f} |"
-                         for r in raw["guide_along_t"])
+    along_t = "\n".join(f"| {r['t']} | {r['step']} | {r['condition_share']:.2f} | {r['guide_top1']:.1f} "
+                         f"[{r['guide_top1_ci'][0]:.1f}, {r['guide_top1_ci'][1]:.1f}] |" for r in raw["guide_along_t"])
     data_note = (" The data row scores real images of the testbed's other split, which the reference does not hold "
                  "(as many per class as a run's samples), the guide's column included: what a model that reproduces "
                  "the data reaches, each score's floor or ceiling." if raw.get("held_in") else "")
@@ -462,9 +466,9 @@ The text relevance and the guide's confusion relevance, classes ordered by famil
 
 The condition's share of s_t (gamma 0.04 over 250 steps, the text s_T, mean over the classes; the step counts
 from x_T) and the guide's top-1 on reference images noised to t (`guided_diffusion.evaluation.held_out.accuracy`,
-up to 200 per class, a fixed draw of the noise):
+up to 200 per class, a fixed draw of the noise; 95 % Wilson interval over the images):
 
-| t | step of 250 | condition's share of s_t | guide top-1 (%) |
+| t | step of 250 | condition's share of s_t | guide top-1 (%) [95 %] |
 |---|---|---|---|
 {along_t}
 

@@ -43,6 +43,7 @@ def test_every_table_figure_and_interval_is_written(request):
     assert [r["t"] for r in along_t] == sorted((r["t"] for r in along_t), reverse=True)
     assert all(a["condition_share"] < b["condition_share"] for a, b in zip(along_t[:-1], along_t[1:], strict=True))
     assert all(0 <= r["guide_top1"] <= 100 for r in along_t) and "| t | step of 250 |" in report
+    assert all(lo <= r["guide_top1"] <= hi for r in along_t for lo, hi in [r["guide_top1_ci"]])
     found = raw["intervals"]
     assert set(found) == {"table1", "figure4", "families", "table2", "table5", "table5_vs_vanilla", "table6",
                           "headline", "sampler_check"}

@@ -129,6 +129,7 @@ def test_a_stored_run_is_taken_instead_of_sampled_again(tmp_path):
                for k, v in first.outcomes[(first.resolved(config), 1)].items())
     again.run(config, 1, keep=True)  # the images were stored too
     assert again.calls == 0 and again.kept[(again.resolved(config), 1)]["images"].shape == (6, 4, 4, 3)
+    assert again.taken == 1  # read twice (scores, then images), one run taken
 
     for other, changed in ((stand_in_lab(tmp_path / "store"), Config("adm", "prog", 2.0, steps=3)),
                            (stand_in_lab(tmp_path / "store", num_samples=8), config)):

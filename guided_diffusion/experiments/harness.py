@@ -304,7 +304,7 @@ class Lab:
             loaded = path is not None and path.is_file()
             if loaded:
                 result, outcomes, kept = read_run(path)
-                self.taken += 1
+                self.taken += key not in self.cache  # a run read again for its images counts once
             else:
                 start = time.perf_counter()
                 out = self.sample(config, seed)
